@@ -1,0 +1,5 @@
+"""Watcher: a media-monitoring feed watcher."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
