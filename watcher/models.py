@@ -168,3 +168,17 @@ class HitView:
     terms: tuple[str, ...]
     snippet: str
     also_seen: tuple[Mapping[str, object], ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StoredItem:
+    """The part of a stored item that dedup decisions need."""
+
+    id: int
+    feed_url: str
+    guid: str
+    link: str | None
+    canonical_url: str | None
+    title: str
+    content_hash: str
+    story_id: int

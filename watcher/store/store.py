@@ -1,0 +1,323 @@
+"""Named reads and writes over the database; every SQL statement of Watcher lives in this package.
+
+The store holds no rules: what is a duplicate, when a feed is polled next, what a hit is are decided by the
+pure modules and the pipeline, which hand the store finished values.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from watcher.models import FeedState, FeedStatus, HitView, Item, StoredItem
+from watcher.store.db import connect, migrate, transaction
+from watcher.store.schema import MIGRATIONS
+
+
+def ts(dt: datetime | None) -> str | None:
+    """One text form for every stored time, so that string order is time order."""
+    if dt is None:
+        return None
+    return dt.astimezone(UTC).isoformat(timespec="seconds")
+
+
+def parse_ts(s: str | None) -> datetime | None:
+    return datetime.fromisoformat(s) if s else None
+
+
+def story_key(feed_url: str, guid: str) -> str:
+    """A story's stable public id: derived from its first item, so it never changes once given."""
+    return "s-" + hashlib.sha1(f"{feed_url}\n{guid}".encode()).hexdigest()[:16]
+
+
+class Store:
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self.db = connect(path)
+        migrate(self.db, MIGRATIONS)
+
+    @property
+    def conn(self) -> Any:
+        return self.db.conn
+
+    def close(self) -> None:
+        self.db.conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        with transaction(self.db):
+            yield
+
+    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        cur = self.db.execute(sql, list(params))
+        cols = [c[0] for c in cur.description]
+        return [dict(zip(cols, row, strict=True)) for row in cur.fetchall()]
+
+    # --- feeds -----------------------------------------------------------------------------------------
+
+    def sync_feeds(self, feeds: Iterable[tuple[str, str | None]], now: datetime) -> None:
+        """Make sure every configured feed has a row; keep configured names current."""
+        with self.transaction():
+            for url, name in feeds:
+                self.db.execute(
+                    "INSERT INTO feeds (url, name, created_at) VALUES (?, ?, ?) "
+                    "ON CONFLICT(url) DO UPDATE SET name = excluded.name",
+                    [url, name, ts(now)],
+                )
+
+    def feed_states(self, urls: Sequence[str] | None = None) -> list[FeedState]:
+        sql = (
+            "SELECT f.*, (SELECT count(*) FROM items i WHERE i.feed_url = f.url) AS item_count FROM feeds f"
+        )
+        params: list[Any] = []
+        if urls is not None:
+            sql += f" WHERE f.url IN ({','.join('?' * len(urls))})"
+            params = list(urls)
+        return [self._feed_state(r) for r in self._rows(sql + " ORDER BY f.url", params)]
+
+    def feed_state(self, url: str) -> FeedState:
+        states = self.feed_states([url])
+        return states[0] if states else FeedState(url=url)
+
+    @staticmethod
+    def _feed_state(r: dict[str, Any]) -> FeedState:
+        return FeedState(
+            url=r["url"],
+            name=r["name"],
+            title=r["title"],
+            status=FeedStatus(r["status"]),
+            etag=r["etag"],
+            last_modified=r["last_modified"],
+            body_hash=r["body_hash"],
+            last_polled=parse_ts(r["last_polled"]),
+            last_success=parse_ts(r["last_success"]),
+            last_new_item=parse_ts(r["last_new_item"]),
+            last_unconditional=parse_ts(r["last_unconditional"]),
+            next_poll=parse_ts(r["next_poll"]),
+            failures=r["failures"],
+            last_error=r["last_error"],
+            items=r.get("item_count", 0),
+        )
+
+    def record_poll(self, url: str, **fields: Any) -> None:
+        """Update a feed's row with the outcome of a poll. Datetime values are stored as timestamps."""
+        if not fields:
+            return
+        cols = sorted(fields)
+        values = [ts(v) if isinstance(v, datetime) else v for v in (fields[c] for c in cols)]
+        values = [v.value if isinstance(v, FeedStatus) else v for v in values]
+        self.db.execute(
+            f"UPDATE feeds SET {', '.join(f'{c} = ?' for c in cols)} WHERE url = ?", [*values, url]
+        )
+
+    # --- items and stories -----------------------------------------------------------------------------
+
+    def items_by_guid(self, feed_url: str, guids: Sequence[str]) -> dict[str, StoredItem]:
+        out: dict[str, StoredItem] = {}
+        for start in range(0, len(guids), 500):
+            chunk = list(guids[start : start + 500])
+            for r in self._rows(
+                "SELECT id, feed_url, guid, link, canonical_url, title, content_hash, story_id FROM items "
+                f"WHERE feed_url = ? AND guid IN ({','.join('?' * len(chunk))})",
+                [feed_url, *chunk],
+            ):
+                out[r["guid"]] = StoredItem(**r)
+        return out
+
+    def item_by_canonical_url(self, canonical_url: str) -> StoredItem | None:
+        rows = self._rows(
+            "SELECT id, feed_url, guid, link, canonical_url, title, content_hash, story_id FROM items "
+            "WHERE canonical_url = ? ORDER BY id LIMIT 1",
+            [canonical_url],
+        )
+        return StoredItem(**rows[0]) if rows else None
+
+    def insert_story(self, *, feed_url: str, guid: str, title: str, now: datetime) -> int:
+        cur = self.db.execute(
+            "INSERT INTO stories (key, title, first_seen, last_seen) VALUES (?, ?, ?, ?)",
+            [story_key(feed_url, guid), title, ts(now), ts(now)],
+        )
+        return int(cur.lastrowid)
+
+    def touch_story(self, story_id: int, now: datetime) -> None:
+        self.db.execute("UPDATE stories SET last_seen = ? WHERE id = ?", [ts(now), story_id])
+
+    def insert_item(
+        self,
+        *,
+        feed_url: str,
+        item: Item,
+        canonical_url: str | None,
+        content_hash: str,
+        story_id: int,
+        story_reason: str,
+        story_score: float | None,
+        now: datetime,
+    ) -> int:
+        cur = self.db.execute(
+            "INSERT INTO items (feed_url, guid, id_source, link, canonical_url, title, summary, content, "
+            "author, language, published, first_seen, content_hash, story_id, story_reason, story_score) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                feed_url, item.guid, item.id_source, item.link, canonical_url, item.title, item.summary,
+                item.content, item.author, item.language, ts(item.published), ts(now), content_hash,
+                story_id, story_reason, story_score,
+            ],
+        )  # fmt: skip
+        item_id = int(cur.lastrowid)
+        self.db.execute(
+            "UPDATE stories SET first_item_id = coalesce(first_item_id, ?) WHERE id = ?", [item_id, story_id]
+        )
+        return item_id
+
+    def update_item(
+        self, old: StoredItem, item: Item, *, canonical_url: str | None, content_hash: str, now: datetime
+    ) -> None:
+        """Store a changed item in place; the previous title is kept in item_history."""
+        self.db.execute(
+            "INSERT INTO item_history (item_id, changed_at, old_title, old_content_hash) VALUES (?, ?, ?, ?)",
+            [old.id, ts(now), old.title, old.content_hash],
+        )
+        self.db.execute(
+            "UPDATE items SET title = ?, summary = ?, content = ?, link = ?, canonical_url = ?, author = ?, "
+            "language = ?, published = coalesce(?, published), updated_at = ?, content_hash = ? WHERE id = ?",
+            [
+                item.title, item.summary, item.content, item.link, canonical_url, item.author, item.language,
+                ts(item.published), ts(now), content_hash, old.id,
+            ],
+        )  # fmt: skip
+        self.touch_story(old.story_id, now)
+
+    def item_history(self, item_id: int) -> list[dict[str, Any]]:
+        return self._rows("SELECT * FROM item_history WHERE item_id = ? ORDER BY id", [item_id])
+
+    def iter_items(self, feed_urls: Sequence[str] | None = None) -> Iterator[dict[str, Any]]:
+        """Every stored item (for backtests), oldest first, streamed."""
+        sql = "SELECT i.*, f.name AS feed_name FROM items i JOIN feeds f ON f.url = i.feed_url"
+        params: list[Any] = []
+        if feed_urls is not None:
+            sql += f" WHERE i.feed_url IN ({','.join('?' * len(feed_urls))})"
+            params = list(feed_urls)
+        cur = self.db.execute(sql + " ORDER BY i.id", params)
+        cols = [c[0] for c in cur.description]
+        for row in cur:
+            yield dict(zip(cols, row, strict=True))
+
+    # --- hits ------------------------------------------------------------------------------------------
+
+    def add_hit(
+        self,
+        *,
+        topic: str,
+        story_id: int,
+        item_id: int,
+        terms: Sequence[str],
+        snippet: str,
+        backlog: bool,
+        now: datetime,
+        channels: Sequence[str] = (),
+    ) -> int | None:
+        """A topic's hit on a story, with its pending deliveries; None when the story already had one."""
+        cur = self.db.execute(
+            "INSERT INTO hits (topic, story_id, item_id, terms, snippet, created_at, backlog) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (topic, story_id) DO NOTHING",
+            [topic, story_id, item_id, json.dumps(list(terms)), snippet, ts(now), int(backlog)],
+        )
+        if cur.rowcount == 0:
+            return None
+        hit_id = int(cur.lastrowid)
+        if not backlog:
+            for channel in channels:
+                self.db.execute(
+                    "INSERT INTO deliveries (hit_id, channel, created_at) VALUES (?, ?, ?) "
+                    "ON CONFLICT DO NOTHING",
+                    [hit_id, channel, ts(now)],
+                )
+        return hit_id
+
+    def hits(
+        self, *, topic: str | None = None, since: datetime | None = None, ids: Sequence[int] | None = None
+    ) -> list[HitView]:
+        where, params = [], []
+        if topic is not None:
+            where.append("h.topic = ?")
+            params.append(topic)
+        if since is not None:
+            where.append("h.created_at >= ?")
+            params.append(ts(since))
+        if ids is not None:
+            where.append(f"h.id IN ({','.join('?' * len(ids))})")
+            params.extend(ids)
+        rows = self._rows(
+            "SELECT h.id, h.topic, h.terms, h.snippet, h.created_at, h.backlog, h.story_id, s.key AS story, "
+            "i.id AS item_id, i.title, i.link, i.guid, i.published, i.first_seen, i.feed_url, "
+            "coalesce(f.name, f.title, i.feed_url) AS feed "
+            "FROM hits h JOIN stories s ON s.id = h.story_id JOIN items i ON i.id = h.item_id "
+            "JOIN feeds f ON f.url = i.feed_url"
+            + (" WHERE " + " AND ".join(where) if where else "")
+            + " ORDER BY h.created_at, h.id",
+            params,
+        )
+        copies = self._copies({r["story_id"] for r in rows})
+        return [
+            HitView(
+                id=r["id"],
+                topic=r["topic"],
+                story=r["story"],
+                title=r["title"],
+                url=r["link"],
+                feed=r["feed"],
+                guid=r["guid"],
+                published=parse_ts(r["published"]),
+                first_seen=parse_ts(r["first_seen"]) or datetime.now(UTC),
+                backlog=bool(r["backlog"]),
+                terms=tuple(json.loads(r["terms"])),
+                snippet=r["snippet"],
+                also_seen=tuple(c for c in copies.get(r["story_id"], []) if c["item_id"] != r["item_id"]),
+            )
+            for r in rows
+        ]
+
+    def _copies(self, story_ids: set[int]) -> dict[int, list[dict[str, Any]]]:
+        out: dict[int, list[dict[str, Any]]] = {}
+        ids = sorted(story_ids)
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            for r in self._rows(
+                "SELECT i.id AS item_id, i.story_id, coalesce(f.name, f.title, i.feed_url) AS feed, "
+                "i.link AS url, i.guid, i.published, i.first_seen, i.story_reason AS reason, "
+                "i.story_score AS score FROM items i JOIN feeds f ON f.url = i.feed_url "
+                f"WHERE i.story_id IN ({','.join('?' * len(chunk))}) ORDER BY i.id",
+                chunk,
+            ):
+                out.setdefault(r.pop("story_id"), []).append(r)
+        return out
+
+    # --- daemon state ----------------------------------------------------------------------------------
+
+    def set_state(self, key: str, value: str) -> None:
+        self.db.execute(
+            "INSERT INTO daemon_state (key, value) VALUES (?, ?) "
+            "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            [key, value],
+        )
+
+    def get_state(self, key: str) -> str | None:
+        row = self.db.execute("SELECT value FROM daemon_state WHERE key = ?", [key]).fetchone()
+        return str(row[0]) if row else None
+
+    def integrity_check(self) -> str:
+        return str(self.db.execute("PRAGMA integrity_check").fetchone()[0])
