@@ -60,6 +60,7 @@ def _v1_core(db: sqlite_utils.Database) -> None:
             UNIQUE (feed_url, guid)
         );
         CREATE INDEX items_canonical_url ON items(canonical_url);
+        CREATE INDEX items_guid ON items(guid);
         CREATE INDEX items_story ON items(story_id);
         CREATE INDEX items_first_seen ON items(first_seen);
         CREATE TABLE item_history (

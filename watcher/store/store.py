@@ -145,6 +145,15 @@ class Store:
         )
         return StoredItem(**rows[0]) if rows else None
 
+    def item_by_guid_elsewhere(self, guid: str, feed_url: str) -> StoredItem | None:
+        """The first item of another feed with this exact guid: wire services share ids across outlets."""
+        rows = self._rows(
+            "SELECT id, feed_url, guid, link, canonical_url, title, content_hash, story_id FROM items "
+            "WHERE guid = ? AND feed_url != ? ORDER BY id LIMIT 1",
+            [guid, feed_url],
+        )
+        return StoredItem(**rows[0]) if rows else None
+
     def insert_story(self, *, feed_url: str, guid: str, title: str, now: datetime) -> int:
         cur = self.db.execute(
             "INSERT INTO stories (key, title, first_seen, last_seen) VALUES (?, ?, ?, ?)",

@@ -1,0 +1,142 @@
+"""`watcher run`: APScheduler drives poll cycles and digests until SIGINT/SIGTERM.
+
+Polling follows the persisted `next_poll` of each feed (miniflux's scheduler model): a ticker job picks the
+feeds that are due and polls them as one cycle, so a restart resumes exactly where the database says, and a
+thousand feeds do not need a thousand jobs. Digest jobs are registered per (topic, channel) schedule.
+
+Shutdown is two-stage (uvicorn's habit): the first signal stops scheduling and lets in-flight polls finish
+within `grace` seconds, then cancels them; a second signal cancels at once. Every feed's writes are one
+transaction, so a cancelled poll leaves the database as if it had not started.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from watcher import policy
+from watcher.config import Config
+from watcher.fetch import Fetcher
+from watcher.models import FeedStatus
+from watcher.pipeline import Runtime, poll_all, sync_feeds
+from watcher.store import Store, ts
+
+log = logging.getLogger(__name__)
+
+DigestHook = Callable[[Runtime, str | None], Awaitable[None]]
+
+
+class Daemon:
+    def __init__(self, config: Config, *, tick: float = 5.0, grace: float = 10.0) -> None:
+        self.config = config
+        self.tick = tick
+        self.grace = grace
+        self.stop = asyncio.Event()
+        self.force = asyncio.Event()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._cycle_lock = asyncio.Lock()
+        self.after_cycle: DigestHook | None = None  # sends `immediate` digests
+        self.digest_jobs: list[tuple[object, Callable[[], Awaitable[None]]]] = []
+
+    def _signal(self, signame: str) -> None:
+        if self.stop.is_set():
+            log.warning("second %s: cancelling in-flight work now", signame)
+            self.force.set()
+            for task in self._tasks:
+                task.cancel()
+        else:
+            log.info("%s received: finishing in-flight polls (up to %.0fs), then exiting", signame, self.grace)
+            self.stop.set()
+
+    def _spawn(self, coro: Awaitable[None]) -> None:
+        if self.stop.is_set():
+            return
+        task: asyncio.Task[None] = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _cycle(self, rt: Runtime) -> None:
+        if self._cycle_lock.locked():
+            return  # the previous cycle is still running: coalesce
+        async with self._cycle_lock:
+            now = rt.clock()
+            states = {s.url: s for s in rt.store.feed_states()}
+            due = [
+                f
+                for f in rt.config.feeds
+                if states.get(f.url) is None
+                or (states[f.url].status != FeedStatus.GONE and policy.is_due(states[f.url].next_poll, now))
+            ]
+            if not due:
+                return
+            started = time.monotonic()
+            outcomes = await poll_all(rt, due)
+            failed = sum(o.status == FeedStatus.ERROR for o in outcomes)
+            unchanged = sum(o.status == FeedStatus.NOT_MODIFIED for o in outcomes)
+            log.info(
+                "cycle: %d feeds polled in %.1fs (%d unchanged, %d failed), %d new items, %d new hits",
+                len(outcomes), time.monotonic() - started, unchanged, failed,
+                sum(o.new_items for o in outcomes), sum(o.new_hits for o in outcomes),
+            )  # fmt: skip
+            with rt.store.transaction():
+                rt.store.set_state("last_cycle", ts(rt.clock()) or "")
+            if self.after_cycle is not None and not self.stop.is_set():
+                await self.after_cycle(rt, None)
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self._signal, sig.name)
+        store = Store(self.config.database_path)
+        w = self.config.watcher
+        try:
+            async with Fetcher(max_connections=w.concurrency, per_host=w.per_host, user_agent=w.user_agent) as f:
+                rt = Runtime(config=self.config, store=store, fetcher=f)
+                sync_feeds(rt)
+                scheduler = AsyncIOScheduler(timezone=UTC)
+                scheduler.add_job(
+                    lambda: self._spawn(self._cycle(rt)),
+                    IntervalTrigger(seconds=self.tick, timezone=UTC),
+                    next_run_time=datetime.now(UTC),
+                    id="poll-cycle", max_instances=1, coalesce=True, misfire_grace_time=None,
+                )  # fmt: skip
+                for i, (trigger, job) in enumerate(self.digest_jobs):
+                    scheduler.add_job(
+                        lambda job=job: self._spawn(job()), trigger, id=f"digest-{i}", coalesce=True,
+                        max_instances=1, misfire_grace_time=3600,
+                    )  # fmt: skip
+                scheduler.start()
+                with store.transaction():
+                    store.set_state("daemon_started", ts(datetime.now(UTC)) or "")
+                log.info(
+                    "watcher daemon started: %d feeds, %d topics, database %s",
+                    len(self.config.feeds), len(self.config.topics), self.config.database_path,
+                )  # fmt: skip
+                await self.stop.wait()
+                scheduler.shutdown(wait=False)
+                await self._drain()
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+            store.close()
+            log.info("watcher daemon stopped")
+
+    async def _drain(self) -> None:
+        if not self._tasks:
+            return
+        pending = set(self._tasks)
+        done_waiting = asyncio.ensure_future(asyncio.wait(pending, timeout=self.grace))
+        force_waiting = asyncio.ensure_future(self.force.wait())
+        await asyncio.wait({done_waiting, force_waiting}, return_when=asyncio.FIRST_COMPLETED)
+        force_waiting.cancel()
+        for task in pending:
+            if not task.done():
+                task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
