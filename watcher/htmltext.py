@@ -1,0 +1,144 @@
+"""HTML and untrusted strings → bounded plain text.
+
+Everything a feed says reaches users through these functions, so each output string is guaranteed to hold no
+C0/C1 control characters (except ``\\n`` and ``\\t``), no lone surrogates and no non-characters: the snippet
+markers in :mod:`watcher.models` (``\\x02``/``\\x03``) are control characters precisely because no feed can
+smuggle one past :func:`clean`. Lone surrogates are dropped because they cannot be encoded as UTF-8, so
+SQLite, SMTP and JSON would all choke on them later.
+
+The HTML converter is the standard library's tolerant tokenizer: it never fetches, never expands anything but
+the HTML character references, and its cost is linear. Its input is cut before parsing, so a 100 MB
+``<description>`` costs the same as a 1 MB one.
+"""
+
+from __future__ import annotations
+
+import re
+from html.parser import HTMLParser
+
+# \x0b and \x0c are whitespace in HTML and in Python's str.split(), so they become spaces rather than vanish.
+_CONTROL = re.compile("[\x00-\x08\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+_VTAB_FF = re.compile("[\x0b\x0c]")
+_MARKUP = re.compile(r"<[A-Za-z/!?]|&(?:#\d{1,7}|#[xX][0-9A-Fa-f]{1,6}|[A-Za-z][A-Za-z0-9]{1,31});")
+
+ELLIPSIS = "…"
+
+# Elements whose boundaries separate words or lines. Inline elements (<b>, <a>, <span>) join their text to the
+# neighbours' ("<b>Vu</b>čić" is one word), so only these insert a break.
+_BLOCK = frozenset(
+    "address article aside blockquote br dd details div dl dt figcaption figure footer form h1 h2 h3 h4 h5 "
+    "h6 header hr li main nav ol p pre section summary table tbody thead tfoot tr ul".split()
+)
+_CELL = frozenset({"td", "th"})
+# html.parser already treats script/style bodies as raw text (CDATA_CONTENT_ELEMENTS), so skipping them is a
+# flag, not a depth counter that an unclosed tag could leave stuck.
+_SKIP = frozenset({"script", "style"})
+_FEED_CHUNK = 65_536
+
+
+def clean(s: str) -> str:
+    """``s`` without control characters, lone surrogates or non-characters; CR/CRLF become LF."""
+    s = s.replace("\r\n", "\n").replace("\r", "\n")
+    s = _VTAB_FF.sub(" ", s)
+    return _CONTROL.sub("", s)
+
+
+def collapse_inline(s: str) -> str:
+    """All runs of whitespace (line breaks included) become one space: for titles, names, one-liners."""
+    return " ".join(s.split())
+
+
+def collapse_block(s: str) -> str:
+    """Whitespace collapsed within each line; blank lines dropped, so paragraphs are separated by one LF."""
+    lines = (" ".join(line.split()) for line in s.split("\n"))
+    return "\n".join(line for line in lines if line)
+
+
+def truncate(s: str, limit: int) -> str:
+    """``s`` cut to at most ``limit`` characters, ending in an ellipsis when something was cut."""
+    if len(s) <= limit:
+        return s
+    return s[: max(limit - 1, 0)].rstrip() + ELLIPSIS
+
+
+def looks_like_markup(s: str) -> bool:
+    """True when ``s`` holds something tag-like or an entity, i.e. plain-typed text that is really HTML."""
+    return _MARKUP.search(s) is not None
+
+
+class _TextExtractor(HTMLParser):
+    def __init__(self, limit: int) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self.size = 0
+        self.limit = limit
+        self._skipping: str | None = None
+
+    @property
+    def full(self) -> bool:
+        return self.size > self.limit
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in _SKIP:
+            self._skipping = tag
+        elif tag in _BLOCK:
+            self._emit("\n")
+        elif tag in _CELL:
+            self._emit(" ")
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        # <br/>, <hr/>: a break but never the start of a skipped region (<script/> has no body).
+        if tag in _BLOCK:
+            self._emit("\n")
+        elif tag in _CELL:
+            self._emit(" ")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == self._skipping:
+            self._skipping = None
+        elif tag in _BLOCK:
+            self._emit("\n")
+        elif tag in _CELL:
+            self._emit(" ")
+
+    def handle_data(self, data: str) -> None:
+        if self._skipping is None:
+            self._emit(data)
+
+    def _emit(self, text: str) -> None:
+        if not self.full:
+            self.parts.append(text)
+            self.size += len(text)
+
+
+def html_to_text(html: str, *, limit: int, inline: bool = False) -> str:
+    """Plain text of an HTML fragment: tags dropped, <script>/<style> bodies dropped, entities decoded,
+    block elements turned into line breaks (or spaces when ``inline``), whitespace collapsed, at most
+    ``limit`` characters (ellipsis when cut).
+
+    Input beyond ten times the limit is ignored unparsed: markup rarely outweighs its text tenfold, and it
+    bounds the work for hostile inputs.
+    """
+    html = html[: max(limit * 10, 10_000)]
+    parser = _TextExtractor(limit)
+    for start in range(0, len(html), _FEED_CHUNK):
+        parser.feed(html[start : start + _FEED_CHUNK])
+        if parser.full:
+            break
+    else:
+        parser.close()
+    text = clean("".join(parser.parts))
+    text = collapse_inline(text) if inline else collapse_block(text)
+    return truncate(text, limit)
+
+
+def plain_text(value: str | None, *, is_html: bool, limit: int, inline: bool = False) -> str:
+    """The plain text of a feed field: HTML-typed values, and plain-typed values that evidently hold markup,
+    go through :func:`html_to_text`; the rest are only cleaned, collapsed and capped."""
+    if not value:
+        return ""
+    if is_html or looks_like_markup(value[: limit * 10]):
+        return html_to_text(value, limit=limit, inline=inline)
+    value = clean(value[: limit * 2])
+    value = collapse_inline(value) if inline else collapse_block(value)
+    return truncate(value, limit)
