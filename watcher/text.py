@@ -1,13 +1,30 @@
-"""Text folding shared by matching and dedup (interim version; the query work extends it).
+"""Text folding and tokenizing shared by matching and dedup.
 
-Contract: ``fold(s)`` maps case, diacritic and script variants of a word to one ASCII form, so that
-Vučić, VUČIĆ, Vucic and Вучић are equal; ``tokens(s)`` splits folded text into letter/digit runs.
+Contract:
+
+* ``fold(s)`` maps case, diacritic and script variants of a word to one lower-case ASCII form, so that
+  Vučić, VUČIĆ, Vucic and Вучић are equal. Per character: NFKD, drop combining marks, Serbian Cyrillic (and
+  Latin đ) by the Serbian table (ђ/đ→dj, ћ/ч→c, ж→z, ш→s, љ→lj, њ→nj, џ→dz, ј→j, х→h, ц→c), everything else
+  by anyascii, then lower-case. Punctuation and spacing are kept (anyascii's ASCII form), so dedup can use it.
+* A token is a maximal run of ``[a-z0-9]`` in the folded text; everything else separates tokens.
+  ``tokens(s)`` gives the token strings, ``tokenize(s)`` the same tokens with offsets into the original.
+
+Folding is character-local (every step maps one code point on its own; the only cross-character step of
+NFKD, reordering combining marks, is moot because they are dropped), which is what makes the speed tricks
+below sound: a per-code-point cache used through ``str.translate``, and per-run folding in ``tokenize``.
+``tests/test_text.py`` checks that locality with hypothesis.
+
+Joined codes (FK-3 = FK 3 = FK3) are *not* handled here: the text keeps its real tokens (fk, 3) and the
+query side expands a code into its joined and split spellings, requiring the split pieces to touch through a
+single hyphen or space (see ``GLUE`` and watcher/query.py). Keeping the token stream untouched means a plain
+word search such as ``Covid`` still finds "Covid-19".
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
+from typing import NamedTuple
 
 from anyascii import anyascii
 
@@ -18,14 +35,115 @@ _SERBIAN = str.maketrans(
         "ј": "j", "Ј": "J", "х": "h", "Х": "H", "ц": "c", "Ц": "C", "đ": "dj", "Đ": "Dj",
     }
 )  # fmt: skip
+_NOT_TOKEN = re.compile(r"[^a-z0-9]+")
 _TOKEN = re.compile(r"[a-z0-9]+")
+# Runs of characters that may belong to a token: ASCII letters/digits and any non-ASCII character. ASCII
+# punctuation and spaces always fold to themselves, so they are safe cut points for per-run folding.
+_RUN = re.compile(r"[^\x00-\x2f\x3a-\x40\x5b-\x60\x7b-\x7f]+")
+
+# A code split in the text counts as one code only across one of these (FK-3, FK 3, FK–3), not across
+# a comma or a full stop ("FK. 3 people").
+GLUE = frozenset(" \t\u00a0\u2009\u202f-\u2010\u2011\u2012\u2013\u2212")
+
+_CACHE_LIMIT = 200_000  # distinct code points remembered; past this we fold without caching
+
+
+def _fold_char(ch: str) -> str:
+    decomposed = unicodedata.normalize("NFKD", ch)
+    bare = "".join(c for c in decomposed if not unicodedata.combining(c))
+    return str(anyascii(bare.translate(_SERBIAN))).lower()
+
+
+class _FoldTable(dict[int, str]):
+    """Code point -> folded string, filled on first use; ``str.translate`` consults it in C."""
+
+    def __missing__(self, cp: int) -> str:
+        value = self._compute(chr(cp))
+        if len(self) < _CACHE_LIMIT:
+            self[cp] = value
+        return value
+
+    def _compute(self, ch: str) -> str:
+        return _fold_char(ch)
+
+
+class _SplitTable(_FoldTable):
+    """Like _FoldTable, but anything that is not a token character becomes a space, so that
+    ``s.translate(table).split()`` is the whole tokenizer: one C-level pass plus a split."""
+
+    def _compute(self, ch: str) -> str:
+        return _NOT_TOKEN.sub(" ", _fold_char(ch))
+
+
+_FOLD = _FoldTable()
+_SPLIT = _SplitTable()
+# ASCII input takes CPython's fast translate path when every value is one ASCII character.
+_ASCII_SPLIT = str.maketrans(
+    {chr(c): (chr(c).lower() if chr(c).isalnum() else " ") for c in range(128)},
+)
+
+
+class Token(NamedTuple):
+    """A folded token and where it came from: ``original[start:end]`` is the word as written."""
+
+    text: str
+    start: int
+    end: int
 
 
 def fold(s: str) -> str:
-    s = unicodedata.normalize("NFKD", s.translate(_SERBIAN))
-    s = "".join(ch for ch in s if not unicodedata.combining(ch))
-    return anyascii(s).lower()
+    """Case-, diacritic- and script-folded ASCII form of ``s`` (idempotent)."""
+    if s.isascii():
+        return s.lower()
+    return s.translate(_FOLD)
 
 
 def tokens(s: str) -> list[str]:
-    return _TOKEN.findall(fold(s))
+    """The folded tokens of ``s`` in order: the hot path, one translate and one split."""
+    if s.isascii():
+        return s.translate(_ASCII_SPLIT).split()
+    return s.translate(_SPLIT).split()
+
+
+def tokenize(s: str) -> list[Token]:
+    """``tokens(s)`` with offsets into ``s``, for snippets and for checking what separates two tokens.
+
+    A token that comes from part of a character ("½" gives 1 and 2) gets that character's span; combining
+    marks after a token's last letter are included in its span, so highlighting never cuts a letter in two.
+    """
+    if s.isascii():
+        return [Token(m.group(), m.start(), m.end()) for m in _TOKEN.finditer(s.lower())]
+    out: list[Token] = []
+    for m in _RUN.finditer(s):
+        run = m.group()
+        start = m.start()
+        if run.isascii():
+            out.append(Token(run.lower(), start, m.end()))
+            continue
+        folded = run.translate(_SPLIT)
+        if folded.isalnum():  # the common case: one word in, one token out
+            out.append(Token(folded, start, m.end()))
+            continue
+        _tokenize_run(s, run, start, m.end(), out)
+    return out
+
+
+def _tokenize_run(s: str, run: str, start: int, end: int, out: list[Token]) -> None:
+    """Slow path for a run holding non-ASCII punctuation or characters that fold to several pieces."""
+    pieces: list[str] = []
+    origin: list[int] = []  # origin[k] = index in s of the character that produced folded char k
+    for i, ch in enumerate(run):
+        piece = _SPLIT[ord(ch)]
+        pieces.append(piece)
+        origin.extend([start + i] * len(piece))
+    for m in _TOKEN.finditer("".join(pieces)):
+        a = origin[m.start()]
+        b = origin[m.end() - 1] + 1
+        while b < end and _SPLIT[ord(s[b])] == "":
+            b += 1
+        out.append(Token(m.group(), a, b))
+
+
+def is_glue(gap: str) -> bool:
+    """Whether two pieces of a code separated by ``gap`` in the original text count as one code."""
+    return gap == "" or (len(gap) == 1 and gap in GLUE)
