@@ -19,7 +19,21 @@ from html.parser import HTMLParser
 # \x0b and \x0c are whitespace in HTML and in Python's str.split(), so they become spaces rather than vanish.
 _CONTROL = re.compile("[\x00-\x08\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
 _VTAB_FF = re.compile("[\x0b\x0c]")
-_MARKUP = re.compile(r"<[A-Za-z/!?]|&(?:#\d{1,7}|#[xX][0-9A-Fa-f]{1,6}|[A-Za-z][A-Za-z0-9]{1,31});")
+# Tag names that make plain-typed text "really HTML". A generic "<word" test would also eat literal text such
+# as "the <feed> element" or "a<b", which feeds legitimately put in plain titles.
+_HTML_TAGS = (
+    "a abbr acronym address article aside audio b big blockquote body br button center cite code dd "
+    "del details dfn div dl dt em embed figcaption figure font footer form h1 h2 h3 h4 h5 h6 head "
+    "header hr html i iframe img input ins kbd label li link main mark meta nav noscript object ol "
+    "option p picture pre q s samp script section select small source span strike strong style sub "
+    "summary sup svg table tbody td template textarea tfoot th thead time title tr tt u ul var "
+    "video wbr"
+)
+_MARKUP = re.compile(
+    r"<(?:/?(?:" + "|".join(_HTML_TAGS.split()) + r")(?=[\s/>])|!--)"
+    r"|&(?:#\d{1,7}|#[xX][0-9A-Fa-f]{1,6}|[A-Za-z][A-Za-z0-9]{1,31});",
+    re.IGNORECASE,
+)
 
 ELLIPSIS = "…"
 

@@ -1,0 +1,338 @@
+"""Feed bytes → :class:`~watcher.models.ParsedFeed`. The only module that uses feedparser.
+
+:func:`parse_feed` runs these steps, each of which may end it with :class:`~watcher.errors.ParseError`:
+
+1. an empty body is an error;
+2. a JSON body (``{`` first, or a JSON media type) is read as a JSON Feed (feedparser 6 cannot);
+3. anything else is decoded to UTF-8 with feedparser's own RFC 3023 rules, so UTF-16/32 and legacy charsets
+   are text before any byte-level pattern looks at them;
+4. everything before the root element is replaced by a fresh XML declaration. That removes any DOCTYPE with
+   its internal subset and every ENTITY declaration, including ones hidden in comments or processing
+   instructions where feedparser's own line-anchored patterns would find and *re-insert* them: feedparser
+   6.0.14 keeps "safe" internal entities of any length, which its loose parser then expands without bound
+   (a quadratic-blowup feed built a 2 GB summary in ~95 s). With no DOCTYPE there is no external entity
+   (XXE) either, and expat is told not to load external entities anyway;
+5. an HTML page is an error that names the feed the page advertises, if any;
+6. the fast lxml path (:mod:`watcher.fastparse` style, below) or feedparser builds raw entries: feedparser
+   gets bytes (never a URL or ``str``, which it would open), HTML sanitising and URI rewriting off (we want
+   plain text and do our own link resolution);
+7. the bozo policy: malformed with entries → warning; malformed without entries or a title → error;
+8. :func:`watcher.normalise.normalise_entries` makes the Items.
+
+``Content-Location`` is deliberately *not* handed to feedparser: it would resolve every ``<guid>`` against it,
+so an item's id would change whenever the feed's URL did. Links are resolved against ``url`` by normalise.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import time
+import xml.sax
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from html.parser import HTMLParser
+from typing import Any
+
+import feedparser
+from feedparser.encodings import convert_to_utf8
+
+from watcher.errors import ParseError
+from watcher.models import ParsedFeed
+from watcher.normalise import (
+    RawEntry,
+    absolute_link,
+    normalise_entries,
+    normalise_language,
+    plain_title,
+    raw_entry_from_json,
+)
+
+_HTML_TYPES = frozenset({"text/html", "application/xhtml+xml", "html", "xhtml"})
+_HTML_ROOTS = frozenset({"html", "head", "body"})
+_FEED_ROOTS = frozenset({"rss", "feed", "rdf", "channel"})
+_FEED_LINK_TYPES = frozenset(
+    {"application/rss+xml", "application/atom+xml", "application/rdf+xml", "application/feed+json"}
+)
+_DECL_TOKEN = re.compile(rb"""["'\[\]>]|<!--""")
+_NAME = re.compile(rb"[A-Za-z_:][-A-Za-z0-9_:.]*")
+_XML_DECL = b'<?xml version="1.0" encoding="utf-8"?>'
+_DISCOVERY_BYTES = 512_000
+_REASON_LIMIT = 300
+
+
+def parse_feed(
+    body: bytes,
+    *,
+    url: str,
+    headers: Mapping[str, str],
+    now: datetime,
+    max_items: int = 1000,
+) -> ParsedFeed:
+    """The feed in ``body`` as clean Items; raises ParseError when ``body`` is not a usable feed.
+
+    ``headers`` are the HTTP response headers (any case); ``url`` is the feed's URL, used to resolve relative
+    links and to name the feed in errors; ``now`` bounds plausible dates; at most ``max_items`` entries are
+    kept, the first ones in document order.
+    """
+    hdrs = {k.lower(): v for k, v in headers.items()}
+    if not body.strip():
+        raise ParseError(url, "empty body")
+    media = hdrs.get("content-type", "").split(";", 1)[0].strip().lower()
+    if _is_json(body, media):
+        return _parse_json_feed(body, url=url, now=now, max_items=max_items)
+
+    scratch: dict[str, Any] = {"bozo": False}
+    utf8 = convert_to_utf8(hdrs, body, scratch)
+    if not scratch.get("encoding"):
+        raise ParseError(url, "not a feed: " + _reason(scratch.get("bozo_exception")))
+    encoding_note = _reason(scratch.get("bozo_exception")) if scratch.get("bozo") else None
+    data, root = rewrite_prolog(utf8)
+    if root is None:
+        raise ParseError(url, "not a feed: no XML element found")
+    local_root = root.rsplit(":", 1)[-1].lower()
+    if local_root in _HTML_ROOTS or (media in _HTML_TYPES and local_root not in _FEED_ROOTS):
+        raise ParseError(url, _html_message(utf8, url))
+
+    fp_headers = {k: v for k, v in hdrs.items() if k in ("content-type", "content-language")}
+    if "content-type" in fp_headers:
+        fp_headers["content-type"] = f"{media}; charset=utf-8"
+    result = feedparser.parse(
+        io.BytesIO(data), response_headers=fp_headers, sanitize_html=False, resolve_relative_uris=False
+    )
+    return _from_feedparser(
+        result, url=url, now=now, max_items=max_items, root=root, encoding_note=encoding_note
+    )
+
+
+def _from_feedparser(
+    result: Any, *, url: str, now: datetime, max_items: int, root: str, encoding_note: str | None
+) -> ParsedFeed:
+    feed: Mapping[str, Any] = result.get("feed") or {}
+    entries: Sequence[Mapping[str, Any]] = result.get("entries") or []
+    title = plain_title(_str(feed.get("title")), is_html=_is_html_detail(feed.get("title_detail")))
+    bozo = bool(result.get("bozo"))
+    reason = _reason(result.get("bozo_exception")) if bozo else encoding_note
+    if not entries:
+        if bozo and not title:
+            raise ParseError(url, f"not a feed: {reason}")
+        if not result.get("version") and not title:
+            raise ParseError(url, f"not a feed: <{root}> is not an RSS, Atom or RDF root element")
+    language = normalise_language(_str(feed.get("language")))
+    raws = [_raw_from_feedparser(e) for e in entries[:max_items]]
+    items = normalise_entries(raws, base_url=url, feed_language=language, now=now)
+    return ParsedFeed(
+        title=title or None,
+        link=absolute_link(_str(feed.get("link")), url),
+        language=language,
+        items=tuple(items),
+        warning=_warning(reason, len(entries), max_items),
+        parser="feedparser",
+    )
+
+
+def _warning(reason: str | None, total: int, max_items: int) -> str | None:
+    notes = [reason] if reason else []
+    if total > max_items:
+        notes.append(f"kept the first {max_items} of {total} entries")
+    return "; ".join(notes) or None
+
+
+def _str(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _is_html_detail(detail: object) -> bool:
+    return isinstance(detail, Mapping) and str(detail.get("type", "")).lower() in _HTML_TYPES
+
+
+def _struct_to_datetime(value: object) -> datetime | None:
+    """feedparser's ``*_parsed`` (a UTC struct_time) as an aware datetime; None when unrepresentable."""
+    if not isinstance(value, time.struct_time):
+        return None
+    try:
+        return datetime(*value[:5], min(value.tm_sec, 59), tzinfo=UTC)  # leap second 60 → 59
+    except (ValueError, OverflowError):
+        return None
+
+
+def _raw_from_feedparser(e: Mapping[str, Any]) -> RawEntry:
+    link = _str(e.get("link"))
+    if not link:
+        for candidate in e.get("links") or ():
+            if isinstance(candidate, Mapping) and candidate.get("rel", "alternate") == "alternate":
+                link = _str(candidate.get("href"))
+                if link:
+                    break
+    contents = [c for c in e.get("content") or () if isinstance(c, Mapping) and _str(c.get("value"))]
+    content = "\n".join(dict.fromkeys(str(c["value"]) for c in contents)) or None
+    details = [e.get("title_detail"), e.get("summary_detail"), *contents]
+    language = next(
+        (d["language"] for d in details if isinstance(d, Mapping) and _str(d.get("language"))), None
+    )
+    # author_detail.name first: feedparser's "author" glues the e-mail address on ("Jane (jane@x)").
+    detail = e.get("author_detail")
+    author = (_str(detail.get("name")) if isinstance(detail, Mapping) else None) or _str(e.get("author"))
+    return RawEntry(
+        guid=_str(e.get("id")),
+        link=link,
+        title=_str(e.get("title")),
+        title_is_html=_is_html_detail(e.get("title_detail")),
+        summary=_str(e.get("summary")),
+        summary_is_html=_is_html_detail(e.get("summary_detail")),
+        content=content,
+        content_is_html=any(_is_html_detail(c) for c in contents),
+        dates=tuple(
+            _struct_to_datetime(e.get(k)) for k in ("published_parsed", "updated_parsed", "created_parsed")
+        ),
+        author=author,
+        language=language,
+    )
+
+
+def _reason(exc: object) -> str:
+    """A bozo exception in words for a person, bounded."""
+    if isinstance(exc, xml.sax.SAXParseException):
+        text = (
+            f"malformed XML at line {exc.getLineNumber()}, column {exc.getColumnNumber()}: {exc.getMessage()}"
+        )
+    elif exc is None:
+        text = "unreadable document"
+    else:
+        text = str(exc) or type(exc).__name__
+    return " ".join(text.split())[:_REASON_LIMIT]
+
+
+# --- the prolog -------------------------------------------------------------------------------------------
+
+
+def _decl_end(data: bytes, start: int) -> int:
+    """Index just past the ``<!...>`` declaration at ``start``, honouring quotes, ``[...]`` subsets and
+    comments; the end of ``data`` if it never closes (so an unterminated DOCTYPE swallows the document)."""
+    depth = 0
+    pos = start + 2
+    while (m := _DECL_TOKEN.search(data, pos)) is not None:
+        tok = m.group()
+        if tok in (b'"', b"'", b"<!--"):
+            close = b"-->" if tok == b"<!--" else tok
+            end = data.find(close, m.end())
+            if end < 0:
+                return len(data)
+            pos = end + len(close)
+        elif tok == b"[":
+            depth, pos = depth + 1, m.end()
+        elif tok == b"]":
+            depth, pos = max(depth - 1, 0), m.end()
+        elif depth == 0:
+            return m.end()
+        else:
+            pos = m.end()
+    return len(data)
+
+
+def rewrite_prolog(data: bytes) -> tuple[bytes, str | None]:
+    """``data`` (UTF-8) with everything before its root element replaced by an XML declaration, and the root
+    element's name (None when there is none).
+
+    Comments, processing instructions, DOCTYPEs (with internal subsets) and stray text before the root all go:
+    none of them can carry feed content, and any of them can carry an ENTITY declaration. The dropped lines
+    are kept as newlines so parser errors still point at the right line.
+    """
+    pos = 0
+    n = len(data)
+    root: str | None = None
+    while pos < n:
+        lt = data.find(b"<", pos)
+        if lt < 0:
+            pos = n
+            break
+        if data.startswith(b"<?", lt):
+            end = data.find(b"?>", lt + 2)
+            pos = n if end < 0 else end + 2
+        elif data.startswith(b"<!--", lt):
+            end = data.find(b"-->", lt + 4)
+            pos = n if end < 0 else end + 3
+        elif data.startswith(b"<!", lt):
+            pos = _decl_end(data, lt)
+        elif m := _NAME.match(data, lt + 1):
+            root = m.group().decode("ascii")
+            pos = lt
+            break
+        else:
+            pos = lt + 1  # a stray "<" in junk before the root
+    head_lines = data.count(b"\n", 0, pos)
+    return _XML_DECL + b"\n" * max(head_lines, 1) + data[pos:], root
+
+
+# --- HTML pages -------------------------------------------------------------------------------------------
+
+
+class _FeedLinkFinder(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.base: str | None = None
+        self.feeds: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = {k.lower(): (v or "") for k, v in attrs}
+        if tag == "base" and self.base is None and a.get("href"):
+            self.base = a["href"]
+        elif tag == "link" and a.get("href"):
+            rels = a.get("rel", "").lower().split()
+            kind = a.get("type", "").split(";", 1)[0].strip().lower()
+            if "alternate" in rels and kind in _FEED_LINK_TYPES:
+                self.feeds.append(a["href"])
+
+    handle_startendtag = handle_starttag
+
+
+def discover_feed(html: bytes, url: str) -> str | None:
+    """The absolute URL of the first feed an HTML page advertises with ``<link rel="alternate">``."""
+    finder = _FeedLinkFinder()
+    finder.feed(html[:_DISCOVERY_BYTES].decode("utf-8", "replace"))
+    base = absolute_link(finder.base, url) or url
+    return next((link for href in finder.feeds if (link := absolute_link(href, base))), None)
+
+
+def _html_message(html: bytes, url: str) -> str:
+    advertised = discover_feed(html, url)
+    message = "not a feed: got an HTML page"
+    return f"{message}; the page advertises a feed at {advertised}" if advertised else message
+
+
+# --- JSON Feed --------------------------------------------------------------------------------------------
+
+
+def _is_json(body: bytes, media: str) -> bool:
+    first = body.lstrip(b"\xef\xbb\xbf \t\r\n")[:1]
+    return first in (b"{", b"[") or (first != b"<" and "json" in media)
+
+
+def _parse_json_feed(body: bytes, *, url: str, now: datetime, max_items: int) -> ParsedFeed:
+    try:
+        doc = json.loads(body)
+    except (ValueError, RecursionError) as e:  # RecursionError: hostile nesting; ValueError covers bad UTF-8
+        raise ParseError(url, f"not a feed: invalid JSON ({' '.join(str(e).split())[:_REASON_LIMIT]})") from e
+    version = doc.get("version") if isinstance(doc, dict) else None
+    if not isinstance(version, str) or "jsonfeed.org/version/1" not in version:
+        raise ParseError(url, "not a feed: a JSON document that is not a JSON Feed (no jsonfeed.org version)")
+    title = plain_title(_str(doc.get("title")), is_html=False)
+    items = doc.get("items")
+    notes: list[str] = []
+    if not isinstance(items, list):
+        items = []
+        notes.append('no "items" list')
+    entries = [i for i in items if isinstance(i, dict)]
+    if len(entries) < len(items):
+        notes.append(f"skipped {len(items) - len(entries)} item(s) that are not JSON objects")
+    language = normalise_language(_str(doc.get("language")))
+    raws = [raw_entry_from_json(i) for i in entries[:max_items]]
+    return ParsedFeed(
+        title=title or None,
+        link=absolute_link(_str(doc.get("home_page_url")), url),
+        language=language,
+        items=tuple(normalise_entries(raws, base_url=url, feed_language=language, now=now)),
+        warning=_warning("; ".join(notes), len(entries), max_items),
+        parser="json",
+    )
