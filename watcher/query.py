@@ -213,7 +213,7 @@ class _Parser:
         node = self.parse_or(Scope.ANY)
         tok = self.peek()
         if tok.kind == ")":
-            raise self.error(tok.col, "unbalanced parenthesis: nothing to close")
+            raise self.error(tok.col, "unbalanced parenthesis (nothing to close)")
         if tok.kind != "END":  # unreachable by the grammar, kept as a guard against silent truncation
             raise self.error(tok.col, f"unexpected {tok.text!r}")
         return node
@@ -290,7 +290,7 @@ class _Parser:
                 raise self.error(tok.col, "empty parentheses")
             node = self.parse_or(scope)
             if self.peek().kind != ")":
-                raise self.error(tok.col, "unbalanced parenthesis: never closed")
+                raise self.error(tok.col, "unbalanced parenthesis (never closed)")
             self.take()
             return node
         if tok.kind == "WORD":
@@ -302,7 +302,7 @@ class _Parser:
         if tok.kind in ("AND", "OR", "NEAR"):
             raise self.error(tok.col, f"{tok.text} needs a term before it")
         if tok.kind == ")":
-            raise self.error(tok.col, "unbalanced parenthesis: nothing to close")
+            raise self.error(tok.col, "unbalanced parenthesis (nothing to close)")
         raise self.error(tok.col, "expected a term")
 
     def term(self, tok: _Lex, body: str, source: str, scope: Scope) -> Term:

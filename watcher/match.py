@@ -1,0 +1,471 @@
+"""Evaluating parsed topic queries against items.
+
+Cost model: an item is folded and tokenized once (``prepare``), into a token list and token set per field
+plus their union. Most of a query is then set membership (an OR of plain words is one ``isdisjoint``);
+positions, the sorted vocabulary for prefixes and original offsets are built lazily, per field, only
+when a phrase, NEAR, wildcard or snippet needs them. ``TopicIndex`` adds an inverted index over the words
+each query cannot match without, so a document only meets the topics that could possibly match it.
+
+Semantics not spelled out by the query grammar (watcher/query.py):
+
+* a phrase, code or NEAR is evaluated inside one field, never across the title/text boundary;
+* NEAR needs two different, non-overlapping occurrences: ``a NEAR/5 a`` wants "a" twice;
+* a query that matches through NOT alone (``NOT sport``) reports no terms and snippets the text's start.
+"""
+
+from __future__ import annotations
+
+import bisect
+import operator
+import re
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+
+from watcher.models import MARK_CLOSE, MARK_OPEN, Match
+from watcher.query import Near, Node, Not, Or, Query, Scope, Term, Word
+from watcher.text import Token, is_glue, tokenize, tokens
+
+SNIPPET_CHARS = 200
+_SNIPPET_LEAD = 60  # characters of context kept before the first match
+_SPACES = re.compile(r"\s+")
+_NOT_MARK = str.maketrans("", "", MARK_OPEN + MARK_CLOSE)
+
+Span = tuple[int, int]  # first and last token index, inclusive
+Pred = Callable[["Document"], bool]
+
+
+class Field:
+    """One field of a prepared item. Everything past ``tokens``/``vocab`` is computed on first use."""
+
+    __slots__ = ("_offsets", "_positions", "_sorted", "name", "source", "tokens", "vocab")
+
+    def __init__(self, name: str, source: str) -> None:
+        self.name = name
+        self.source = source
+        self.tokens = tokens(source)
+        self.vocab = frozenset(self.tokens)
+        self._positions: dict[str, list[int]] | None = None
+        self._sorted: list[str] | None = None
+        self._offsets: list[Token] | None = None
+
+    def positions(self, word: Word) -> list[int]:
+        """Ascending token indices where ``word`` occurs."""
+        if self._positions is None:
+            table: dict[str, list[int]] = {}
+            for i, t in enumerate(self.tokens):
+                table.setdefault(t, []).append(i)
+            self._positions = table
+        if not word.prefix:
+            return self._positions.get(word.text, [])
+        found = [self._positions[t] for t in self.with_prefix(word.text)]
+        return found[0] if len(found) == 1 else sorted(i for ps in found for i in ps)
+
+    def with_prefix(self, prefix: str) -> list[str]:
+        if self._sorted is None:
+            self._sorted = sorted(self.vocab)
+        lo = bisect.bisect_left(self._sorted, prefix)
+        hi = lo
+        while hi < len(self._sorted) and self._sorted[hi].startswith(prefix):
+            hi += 1
+        return self._sorted[lo:hi]
+
+    def has(self, word: Word) -> bool:
+        return bool(self.with_prefix(word.text)) if word.prefix else word.text in self.vocab
+
+    def offsets(self) -> list[Token]:
+        if self._offsets is None:
+            self._offsets = tokenize(self.source)
+        return self._offsets
+
+    def glued(self, i: int) -> bool:
+        """Whether tokens i and i+1 are written as one code (nothing or one hyphen/space between)."""
+        offs = self.offsets()
+        return is_glue(self.source[offs[i].end : offs[i + 1].start])
+
+
+class Document:
+    """An item prepared once for matching against any number of queries."""
+
+    __slots__ = ("text", "title", "vocab")
+
+    def __init__(self, title: str, text: str) -> None:
+        self.title = Field("title", title)
+        self.text = Field("text", text)
+        self.vocab = self.title.vocab | self.text.vocab
+
+    def fields(self, scope: Scope) -> tuple[Field, ...]:
+        if scope is Scope.TITLE:
+            return (self.title,)
+        if scope is Scope.TEXT:
+            return (self.text,)
+        return (self.title, self.text)
+
+
+def prepare(title: str, text: str) -> Document:
+    return Document(title, text)
+
+
+# --- leaves --------------------------------------------------------------------------------------------
+
+
+def _variant_spans(field: Field, variant: tuple[Word, ...]) -> list[Span]:
+    if len(variant) == 1:
+        return [(p, p) for p in field.positions(variant[0])] if field.has(variant[0]) else []
+    if not all(field.has(w) for w in variant):
+        return []
+    later = [set(field.positions(w)) for w in variant[1:]]
+    last = len(variant) - 1
+    out: list[Span] = []
+    for p in field.positions(variant[0]):
+        if all(p + k + 1 in s for k, s in enumerate(later)) and all(
+            field.glued(p + k - 1) for k in range(1, len(variant)) if variant[k].glued
+        ):
+            out.append((p, p + last))
+    return out
+
+
+def term_spans(term: Term, field: Field) -> list[Span]:
+    """Every occurrence of ``term`` in ``field`` (which the caller has checked ``term.scope`` allows)."""
+    if len(term.variants) == 1:
+        return _variant_spans(field, term.variants[0])
+    return sorted({s for v in term.variants for s in _variant_spans(field, v)})
+
+
+def _term_pred(term: Term) -> Pred:
+    only = term.variants[0][0] if len(term.variants) == 1 and len(term.variants[0]) == 1 else None
+    if only is not None and not only.prefix:
+        word = only.text
+        if term.scope is Scope.ANY:
+            return lambda d: word in d.vocab
+        if term.scope is Scope.TITLE:
+            return lambda d: word in d.title.vocab
+        return lambda d: word in d.text.vocab
+    if only is not None:
+        return lambda d: any(f.has(only) for f in d.fields(term.scope))
+    return lambda d: any(term_spans(term, f) for f in d.fields(term.scope))
+
+
+def _is_plain_word(node: Node) -> str | None:
+    """The folded word of a single-word, exact, unscoped term: those reduce to set operations."""
+    if isinstance(node, Term) and node.scope is Scope.ANY and len(node.variants) == 1:
+        (variant,) = node.variants
+        if len(variant) == 1 and not variant[0].prefix:
+            return variant[0].text
+    return None
+
+
+# --- compiling the boolean structure -------------------------------------------------------------------
+
+
+def _compile(node: Node) -> Pred:
+    if isinstance(node, Term):
+        return _term_pred(node)
+    if isinstance(node, Not):
+        inner = _compile(node.child)
+        return lambda d: not inner(d)
+    if isinstance(node, Near):
+        return _near_pred(node)
+    plain = frozenset(w for c in node.children if (w := _is_plain_word(c)) is not None)
+    rest = [c for c in node.children if _is_plain_word(c) is None]
+    # Cheap checks first: set operations, then leaves, then NOT and NEAR.
+    rest.sort(key=lambda c: 2 if isinstance(c, Not | Near) else 1 if isinstance(c, Term) else 1.5)
+    preds = [_compile(c) for c in rest]
+    if isinstance(node, Or):
+        if plain:
+            preds.insert(0, lambda d: not plain.isdisjoint(d.vocab))
+        return preds[0] if len(preds) == 1 else _any_of(tuple(preds))
+    if plain:
+        preds.insert(0, lambda d: plain <= d.vocab)
+    return preds[0] if len(preds) == 1 else _all_of(tuple(preds))
+
+
+def _any_of(preds: tuple[Pred, ...]) -> Pred:
+    def pred(d: Document) -> bool:
+        for p in preds:
+            if p(d):
+                return True
+        return False
+
+    return pred
+
+
+def _all_of(preds: tuple[Pred, ...]) -> Pred:
+    if len(preds) == 2:
+        a, b = preds
+        return lambda d: a(d) and b(d)
+
+    def pred(d: Document) -> bool:
+        for p in preds:
+            if not p(d):
+                return False
+        return True
+
+    return pred
+
+
+def _operand_terms(node: Node) -> tuple[Term, ...]:
+    if isinstance(node, Term):
+        return (node,)
+    assert isinstance(node, Or)  # guaranteed by the parser
+    return tuple(t for c in node.children for t in _operand_terms(c))
+
+
+def operand_spans(terms: Sequence[Term], field: Field) -> list[Span]:
+    spans: set[Span] = set()
+    for t in terms:
+        if t.scope is Scope.ANY or t.scope.value == field.name:
+            spans.update(term_spans(t, field))
+    return sorted(spans)
+
+
+def _near(a: list[Span], b: list[Span], distance: int) -> bool:
+    """Some span of ``a`` and some span of ``b`` are disjoint and at most ``distance`` tokens apart."""
+    if not a or not b:
+        return False
+    longest = max(e - s for s, e in b)
+    for s, e in a:
+        lo = bisect.bisect_left(b, (s - distance - longest, -1))
+        hi = bisect.bisect_right(b, (e + distance, 1 << 62))
+        for s2, e2 in b[lo:hi]:
+            if (e < s2 <= e + distance) or (e2 < s <= e2 + distance):
+                return True
+    return False
+
+
+def _near_pred(node: Near) -> Pred:
+    left, right = _operand_terms(node.left), _operand_terms(node.right)
+    gate_left, gate_right = _compile(node.left), _compile(node.right)
+    distance = node.distance
+
+    def pred(d: Document) -> bool:
+        if not (gate_left(d) and gate_right(d)):
+            return False
+        return any(
+            _near(operand_spans(left, f), operand_spans(right, f), distance) for f in (d.title, d.text)
+        )
+
+    return pred
+
+
+@lru_cache(maxsize=4096)
+def compile_query(query: Query) -> Pred:
+    """A predicate over prepared documents; cached, since queries are immutable and hashable."""
+    return _compile(query.root)
+
+
+# --- explaining and snippets ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TermHit:
+    """One occurrence of a query term in the item."""
+
+    term: str  # as written in the query
+    field: str  # title | text
+    first_token: int  # token indices in the field, inclusive
+    last_token: int
+    start: int  # character offsets in the original field text
+    end: int
+    text: str  # the original words, e.g. "Вучић" for the term Vucic
+    negated: bool = False  # found under NOT: it counts against the match
+
+
+@dataclass(frozen=True, slots=True)
+class Explanation:
+    query: Query
+    matched: bool
+    hits: tuple[TermHit, ...]
+    missing: tuple[str, ...]  # positive terms that did not occur at all
+    match: Match | None
+
+    def format(self) -> str:
+        """Lines for a person: the verdict, then each occurrence and what was not found."""
+        lines = [("MATCH" if self.matched else "NO MATCH") + f": {self.query.source}"]
+        for h in self.hits:
+            why = "  (under NOT)" if h.negated else ""
+            lines.append(f"  {h.term}: {h.field} token {h.first_token}: {h.text!r}{why}")
+        lines.extend(f"  {t}: not found" for t in self.missing)
+        if self.match is not None:
+            shown = self.match.snippet.replace(MARK_OPEN, "[").replace(MARK_CLOSE, "]")
+            lines.append(f"  snippet ({self.match.field}): {shown}")
+        return "\n".join(lines)
+
+
+def _leaves(node: Node, negated: bool = False) -> Iterator[tuple[Term, bool]]:
+    if isinstance(node, Term):
+        yield node, negated
+    elif isinstance(node, Not):
+        yield from _leaves(node.child, not negated)
+    elif isinstance(node, Near):
+        yield from _leaves(node.left, negated)
+        yield from _leaves(node.right, negated)
+    else:
+        for c in node.children:
+            yield from _leaves(c, negated)
+
+
+def _hits(query: Query, doc: Document) -> list[TermHit]:
+    hits: list[TermHit] = []
+    for term, negated in dict.fromkeys(_leaves(query.root)):
+        for field in doc.fields(term.scope):
+            spans = term_spans(term, field)
+            if not spans:
+                continue
+            offs = field.offsets()
+            for first, last in spans:
+                start, end = offs[first].start, offs[last].end
+                text = field.source[start:end]
+                hits.append(TermHit(term.source, field.name, first, last, start, end, text, negated))
+    return hits
+
+
+def snippet(source: str, ranges: Sequence[tuple[int, int]], width: int = SNIPPET_CHARS) -> str:
+    """About ``width`` characters of ``source`` around the first range, ranges wrapped in marks.
+
+    Cuts fall on spaces where possible, cut ends get "…", and whitespace runs become one space so a
+    snippet from a multi-line body still reads as one line.
+    """
+    ordered = sorted(ranges)
+    first_start, first_end = ordered[0] if ordered else (0, 0)
+    start = max(0, first_start - _SNIPPET_LEAD)
+    if start > 0:
+        space = source.find(" ", start, first_start)
+        start = space + 1 if space >= 0 else start
+    end = max(min(len(source), start + width), first_end)
+    if end < len(source):
+        space = source.rfind(" ", first_end, end)
+        end = space if space > first_end else end
+    parts: list[str] = ["…"] if start > 0 else []
+    pos = start
+    for a, b in ordered:
+        a, b = max(a, pos), min(b, end)
+        if a >= b:
+            continue
+        parts += [_plain(source[pos:a]), MARK_OPEN, _plain(source[a:b]), MARK_CLOSE]
+        pos = b
+    parts.append(_plain(source[pos:end]))
+    if end < len(source):
+        parts.append("…")
+    return "".join(parts).strip()
+
+
+def _plain(s: str) -> str:
+    return _SPACES.sub(" ", s.translate(_NOT_MARK))
+
+
+def _build_match(hits: list[TermHit], doc: Document) -> Match:
+    positive = [h for h in hits if not h.negated]
+    terms = tuple(dict.fromkeys(h.term for h in positive))
+    in_text = [h for h in positive if h.field == "text"]
+    chosen = in_text or positive
+    if not chosen:
+        field = doc.text if doc.text.source.strip() or not doc.title.source.strip() else doc.title
+        return Match(terms=terms, snippet=snippet(field.source, []), field=field.name)
+    field = doc.text if in_text else doc.title
+    ranges = [(h.start, h.end) for h in chosen]
+    return Match(terms=terms, snippet=snippet(field.source, ranges), field=field.name)
+
+
+def match(query: Query, doc: Document) -> Match | None:
+    """The Match for ``doc`` if ``query`` matches it, else None. Never raises for any text."""
+    if not compile_query(query)(doc):
+        return None
+    return _build_match(_hits(query, doc), doc)
+
+
+def explain(query: Query, doc: Document) -> Explanation:
+    matched = compile_query(query)(doc)
+    hits = _hits(query, doc)
+    found = {h.term for h in hits}
+    missing = tuple(
+        dict.fromkeys(t.source for t, neg in _leaves(query.root) if not neg and t.source not in found)
+    )
+    result = _build_match(hits, doc) if matched else None
+    return Explanation(query, matched, tuple(hits), missing, result)
+
+
+# --- many topics at once -------------------------------------------------------------------------------
+
+Key = tuple[bool, str]  # (is_prefix, folded text): a word or prefix a document must contain
+
+
+def _key_cost(keys: frozenset[Key]) -> float:
+    """A guess at how often a key set lets a document through: short words and prefixes are common."""
+    return sum((3.0 if len(t) < 4 else 1.5) if p else (3.0 if len(t) < 3 else 1.0) for p, t in keys)
+
+
+def required_keys(node: Node) -> frozenset[Key] | None:
+    """Keys of which any matching document contains at least one; None when there is no such set
+    (the node can match through NOT alone)."""
+    if isinstance(node, Term):
+        keys: set[Key] = set()
+        for variant in node.variants:
+            exact = [w.text for w in variant if not w.prefix]
+            keys.add((False, max(exact, key=len)) if exact else (True, max(variant, key=_len_of).text))
+        return frozenset(keys)
+    if isinstance(node, Not):
+        return None
+    if isinstance(node, Or):
+        union: set[Key] = set()
+        for c in node.children:
+            k = required_keys(c)
+            if k is None:
+                return None
+            union |= k
+        return frozenset(union)
+    children = [node.left, node.right] if isinstance(node, Near) else list(node.children)
+    options = [k for c in children if (k := required_keys(c)) is not None]
+    return min(options, key=_key_cost) if options else None
+
+
+def _len_of(word: Word) -> int:
+    return len(word.text)
+
+
+class TopicIndex:
+    """Matches one document against many topics, evaluating only topics whose keys it contains."""
+
+    def __init__(self, topics: Sequence[tuple[str, Query]]) -> None:
+        self._names = [name for name, _ in topics]
+        self._queries = [q for _, q in topics]
+        self._preds = [_compile(q.root) for q in self._queries]
+        self._always: list[int] = []  # purely negative queries: every document is a candidate
+        self._words: dict[str, list[int]] = {}
+        # prefixes, bucketed by their first min(len, 4) characters; one bucket table per length
+        self._prefixes: dict[int, dict[str, list[int]]] = {}
+        for i, q in enumerate(self._queries):
+            keys = required_keys(q.root)
+            if keys is None:
+                self._always.append(i)
+                continue
+            for is_prefix, text in keys:
+                if is_prefix:
+                    n = min(len(text), 4)
+                    self._prefixes.setdefault(n, {}).setdefault(text[:n], []).append(i)
+                else:
+                    self._words.setdefault(text, []).append(i)
+        self._word_keys = frozenset(self._words)
+        self._prefix_tables = [
+            (operator.itemgetter(slice(0, n)), frozenset(table), table) for n, table in self._prefixes.items()
+        ]
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    def candidates(self, doc: Document) -> list[int]:
+        """Indices of the topics that could match ``doc``, in topic order."""
+        found = set(self._always)
+        for word in doc.vocab & self._word_keys:
+            found.update(self._words[word])
+        for cut, keys, table in self._prefix_tables:
+            for head in keys.intersection(map(cut, doc.vocab)):
+                found.update(table[head])
+        return sorted(found)
+
+    def match(self, doc: Document) -> dict[str, Match]:
+        out: dict[str, Match] = {}
+        for i in self.candidates(doc):
+            if self._preds[i](doc):
+                out[self._names[i]] = _build_match(_hits(self._queries[i], doc), doc)
+        return out
