@@ -257,3 +257,167 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], max_width: int
     click.echo("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip())
     for r in cells:
         click.echo("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+
+
+@main.command("match")
+@click.argument("query")
+@click.option("--text", "text", help="The text to test.")
+@click.option("--title", default="", help="A title to test (title: terms only look here).")
+@click.option("--file", "file", type=click.File("r", encoding="utf-8"), help="Read the text from a file.")
+@pass_ctx
+def match_cmd(ctx: Ctx, query: str, text: str | None, title: str, file: Any) -> None:
+    """Show whether QUERY matches a text, and why (which terms, where). Uses the config's aliases if any."""
+    from watcher.match import explain, prepare
+    from watcher.query import parse_query
+
+    aliases: dict[str, tuple[str, ...]] = {}
+    if ctx.config_path.exists():
+        aliases = ctx.config.file.aliases
+    if file is not None:
+        text = file.read()
+    if text is None and not title:
+        raise click.UsageError("give --text, --title or --file")
+    with _errors():
+        q = parse_query(query, aliases)
+    result = explain(q, prepare(title, text or ""))
+    click.echo(result.format())
+    sys.exit(0 if result.matched else 1)
+
+
+@main.command()
+@click.option("--topic", help="A configured topic's query.")
+@click.option("--query", "query_text", help="A query to try out instead.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@pass_ctx
+def backtest(ctx: Ctx, topic: str | None, query_text: str | None, fmt: str) -> None:
+    """Run a query over every stored item: what it would have matched, with counts per feed."""
+    from watcher.match import TopicIndex, prepare
+    from watcher.query import parse_query
+
+    cfg = ctx.config
+    if (topic is None) == (query_text is None):
+        raise click.UsageError("give exactly one of --topic or --query")
+    feed_urls: list[str] | None = None
+    wanted = None
+    if topic is not None:
+        t = cfg.topic(topic)
+        if t is None:
+            _fail(f"no topic named {topic!r} in {cfg.path}", 2)
+        q = t.query
+        feed_urls = [f.url for f in cfg.feeds if t.wants_feed(f)]
+        wanted = t
+    else:
+        assert query_text is not None
+        with _errors():
+            q = parse_query(query_text, cfg.file.aliases)
+    index = TopicIndex([("q", q)])
+    per_feed: dict[str, int] = {}
+    total = 0
+    with ctx.store() as store:
+        for row in store.iter_items(feed_urls):
+            total += 1
+            text = row["content"] if row["content"] else row["summary"]
+            if row["content"] and row["summary"] and row["summary"] not in row["content"]:
+                text = f"{row['summary']}\n{row['content']}"
+            m = index.match(prepare(row["title"], text)).get("q")
+            if m is None or (wanted is not None and not wanted.wants_language(row["language"])):
+                continue
+            feed = row["feed_name"] or row["feed_url"]
+            per_feed[feed] = per_feed.get(feed, 0) + 1
+            if fmt == "json":
+                out = {"feed": feed, "title": row["title"], "url": row["link"], "guid": row["guid"],
+                       "published": row["published"], "terms": list(m.terms),
+                       "snippet": m.snippet.replace(MARK_OPEN, "**").replace(MARK_CLOSE, "**")}  # fmt: skip
+                click.echo(json.dumps(out, ensure_ascii=False))
+            else:
+                click.echo(f"{(row['published'] or row['first_seen'])[:16]}  {feed}  {row['title'][:90]}")
+    if fmt == "table":
+        click.echo(f"\n{sum(per_feed.values())} of {total} stored items match")
+        for feed, n in sorted(per_feed.items(), key=lambda kv: -kv[1]):
+            click.echo(f"  {n:6d}  {feed}")
+
+
+@main.command()
+@click.option("--topic", help="Only this topic.")
+@click.option("--channel", help="Only this channel.")
+@click.option("--dry-run", is_flag=True, help="Print what would be sent now, exactly as it would be sent.")
+@pass_ctx
+def digest(ctx: Ctx, topic: str | None, channel: str | None, dry_run: bool) -> None:
+    """Send every pending digest now, regardless of schedule (or render it with --dry-run)."""
+    from watcher.alerts import deliver
+
+    cfg = ctx.config
+    if topic is not None and cfg.topic(topic) is None:
+        _fail(f"no topic named {topic!r} in {cfg.path}", 2)
+    if channel is not None and channel not in cfg.file.channels:
+        _fail(f"no channel named {channel!r} in {cfg.path}", 2)
+    with ctx.store() as store:
+        reports = asyncio.run(
+            deliver(cfg, store, datetime.now(UTC), topic=topic, channel=channel, force=True, dry_run=dry_run)
+        )
+    if not reports:
+        click.echo("nothing pending")
+    failed = 0
+    for r in reports:
+        if dry_run:
+            click.echo(f"=== topic {r.topic} -> channel {r.channel}: {r.stories} stories ({r.hits} hits)")
+            click.echo(r.rendered or "")
+        elif r.ok:
+            click.echo(f"sent: topic {r.topic} -> channel {r.channel}: {r.stories} stories")
+        else:
+            failed += 1
+            click.echo(f"FAILED: topic {r.topic} -> channel {r.channel}: {r.error} (hits stay pending)", err=True)
+    if failed:
+        sys.exit(1)
+
+
+@main.command()
+@click.option("--status", type=click.Choice(["pending", "sent", "failed"]), help="Only this status.")
+@click.option("--topic", help="Only this topic.")
+@click.option("--channel", help="Only this channel.")
+@click.option("--retry", is_flag=True, help="Put failed deliveries back in the queue.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@pass_ctx
+def deliveries(
+    ctx: Ctx, status: str | None, topic: str | None, channel: str | None, retry: bool, fmt: str
+) -> None:
+    """Every (hit, channel) delivery with its status, attempts and last error."""
+    from watcher.store.deliveries import list_deliveries, retry_failed
+
+    with ctx.store() as store:
+        if retry:
+            click.echo(f"{retry_failed(store, topic=topic, channel=channel)} failed deliveries queued again")
+            return
+        rows = list_deliveries(store, status=status, topic=topic, channel=channel)
+    if fmt == "json":
+        for d in rows:
+            click.echo(json.dumps({
+                "topic": d.topic, "story": d.story, "channel": d.channel, "status": d.status,
+                "attempts": d.attempts, "last_error": d.last_error, "sent_at": _iso(d.sent_at),
+                "next_attempt": _iso(d.next_attempt), "hit": d.hit_id,
+            }, ensure_ascii=False))  # fmt: skip
+        return
+    _table(
+        ["status", "topic", "channel", "story", "tries", "sent / error"],
+        [[d.status, d.topic, d.channel, d.story, str(d.attempts), _iso(d.sent_at) or d.last_error or ""]
+         for d in rows],
+    )  # fmt: skip
+
+
+@main.command()
+@click.option("--max-age", default="1h", show_default=True, help="Oldest acceptable last poll cycle.")
+@pass_ctx
+def health(ctx: Ctx, max_age: str) -> None:
+    """Exit 0 when the database is writable and the daemon's last poll cycle is recent (Docker HEALTHCHECK)."""
+    from watcher.store import parse_ts, ts
+    from watcher.units import parse_duration
+
+    limit = parse_duration(max_age)
+    now = datetime.now(UTC)
+    with ctx.store() as store:
+        with store.transaction():
+            store.set_state("health_probe", ts(now) or "")
+        last = parse_ts(store.get_state("last_tick")) or parse_ts(store.get_state("last_cycle"))
+    if last is None or (now - last).total_seconds() > limit:
+        _fail(f"unhealthy: last poll cycle {_iso(last) or 'never'}", 1)
+    click.echo(f"ok: last poll cycle {_iso(last)}")

@@ -63,6 +63,7 @@ class WatcherSection(_Strict):
     unconditional_every: Duration = 6 * 3600.0  # defeat servers whose validators lie
     max_backoff: Duration = 86400.0
     dedup_window: Duration = 14 * 86400.0
+    delivery_attempts: int = Field(8, ge=1, le=100)  # failed sends of one digest before it is parked as failed
     user_agent: str = USER_AGENT
     log_level: str = "INFO"
 

@@ -17,11 +17,13 @@ import signal
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from functools import partial
+from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from watcher import policy
+from watcher import alerts, policy
 from watcher.config import Config
 from watcher.fetch import Fetcher
 from watcher.models import FeedStatus
@@ -29,8 +31,6 @@ from watcher.pipeline import Runtime, poll_all, sync_feeds
 from watcher.store import Store, ts
 
 log = logging.getLogger(__name__)
-
-DigestHook = Callable[[Runtime, str | None], Awaitable[None]]
 
 
 class Daemon:
@@ -42,8 +42,7 @@ class Daemon:
         self.force = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
         self._cycle_lock = asyncio.Lock()
-        self.after_cycle: DigestHook | None = None  # sends `immediate` digests
-        self.digest_jobs: list[tuple[object, Callable[[], Awaitable[None]]]] = []
+        self._last_tick = float("-inf")
 
     def _signal(self, signame: str) -> None:
         if self.stop.is_set():
@@ -74,6 +73,10 @@ class Daemon:
                 if states.get(f.url) is None
                 or (states[f.url].status != FeedStatus.GONE and policy.is_due(states[f.url].next_poll, now))
             ]
+            if time.monotonic() - self._last_tick > 60:  # liveness for `watcher health`, at most once a minute
+                with rt.store.transaction():
+                    rt.store.set_state("last_tick", ts(now) or "")
+                self._last_tick = time.monotonic()
             if not due:
                 return
             started = time.monotonic()
@@ -87,8 +90,42 @@ class Daemon:
             )  # fmt: skip
             with rt.store.transaction():
                 rt.store.set_state("last_cycle", ts(rt.clock()) or "")
-            if self.after_cycle is not None and not self.stop.is_set():
-                await self.after_cycle(rt, None)
+            if not self.stop.is_set():
+                await self._digests(rt, only_schedule="immediate")
+
+    async def _digests(
+        self, rt: Runtime, *, only_schedule: str | None = None, topic: str | None = None,
+        channel: str | None = None, heartbeat: bool = False,
+    ) -> None:
+        """Send due digests; a channel's failure is logged and retried later, never raised."""
+        try:
+            reports = await alerts.deliver(
+                rt.config, rt.store, rt.clock(), topic=topic, channel=channel, only_schedule=only_schedule,
+                heartbeat=heartbeat,
+            )  # fmt: skip
+        except Exception:
+            log.exception("digest run failed")
+            return
+        for r in reports:
+            if r.ok:
+                log.info("digest: topic=%s channel=%s sent %d stories", r.topic, r.channel, r.stories)
+
+    def _digest_jobs(self, rt: Runtime) -> list[tuple[Any, Callable[[], Awaitable[None]]]]:
+        """One APScheduler trigger per scheduled (topic, channel); immediate pairs ride on the poll cycle.
+
+        Scheduled runs also retry failed immediate deliveries of their pair, so a retry never waits on a
+        poll cycle that has nothing due.
+        """
+        jobs: list[tuple[Any, Callable[[], Awaitable[None]]]] = []
+        for t in rt.config.topics:
+            for ch in t.config.channels:
+                schedule, tz = alerts.channel_schedule(rt.config, t, ch)
+                trigger = schedule.trigger(tz)
+                heartbeat = trigger is not None
+                if trigger is None:
+                    trigger = IntervalTrigger(minutes=1, timezone=UTC)  # retries of failed immediate sends
+                jobs.append((trigger, partial(self._digests, rt, topic=t.name, channel=ch, heartbeat=heartbeat)))
+        return jobs
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -107,7 +144,7 @@ class Daemon:
                     next_run_time=datetime.now(UTC),
                     id="poll-cycle", max_instances=1, coalesce=True, misfire_grace_time=None,
                 )  # fmt: skip
-                for i, (trigger, job) in enumerate(self.digest_jobs):
+                for i, (trigger, job) in enumerate(self._digest_jobs(rt)):
                     scheduler.add_job(
                         lambda job=job: self._spawn(job()), trigger, id=f"digest-{i}", coalesce=True,
                         max_instances=1, misfire_grace_time=3600,

@@ -315,6 +315,20 @@ class Store:
                 out.setdefault(r.pop("story_id"), []).append(r)
         return out
 
+    def feed_gaps(self, last: int = 20) -> dict[str, float]:
+        """Each feed's usual gap between items (seconds), from its last `last` items' dates (first-seen if undated)."""
+        out: dict[str, float] = {}
+        for r in self._rows(
+            "SELECT feed_url, min(t) AS first, max(t) AS last, count(*) AS n FROM ("
+            "  SELECT feed_url, coalesce(published, first_seen) AS t, row_number() OVER (PARTITION BY feed_url ORDER BY id DESC) AS rn "
+            "  FROM items) WHERE rn <= ? GROUP BY feed_url",
+            [last],
+        ):
+            first, latest = parse_ts(r["first"]), parse_ts(r["last"])
+            if r["n"] > 1 and first and latest and latest > first:
+                out[r["feed_url"]] = (latest - first).total_seconds() / (r["n"] - 1)
+        return out
+
     # --- daemon state ----------------------------------------------------------------------------------
 
     def set_state(self, key: str, value: str) -> None:
