@@ -1,0 +1,124 @@
+from __future__ import annotations
+
+import re
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from watcher.text import Token, fold, is_glue, tokenize, tokens
+
+
+@pytest.mark.parametrize(
+    ("text", "folded"),
+    [
+        ("Vucic", "vucic"),
+        ("Vučić", "vucic"),
+        ("VUČIĆ", "vucic"),
+        ("Вучић", "vucic"),
+        ("ВУЧИЋ", "vucic"),
+        ("Србија", "srbija"),
+        ("Đilas", "djilas"),
+        ("đilas", "djilas"),
+        ("Ђилас", "djilas"),
+        ("Љубљана", "ljubljana"),
+        ("Њујорк", "njujork"),
+        ("Џамија", "dzamija"),
+        ("Жељко Шуња", "zeljko sunja"),
+        ("Хрватска, Цетиње", "hrvatska, cetinje"),
+        ("Ćirilica ćirilica", "cirilica cirilica"),
+        ("Crème Brûlée", "creme brulee"),
+        ("c\u030cao", "cao"),  # decomposed input: the combining caron goes
+        ("ﬁnance", "finance"),  # compatibility ligature
+        ("Straße", "strasse"),
+        ("北京", "beijing"),  # other scripts as anyascii does
+        ("Ελλάδα", "ellada"),
+        ("ФК-3", "fk-3"),
+        ("Serbia's", "serbia's"),
+    ],
+)
+def test_fold(text: str, folded: str) -> None:
+    assert fold(text) == folded
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Serbia's drones", ["serbia", "s", "drones"]),
+        ("FK-3, HQ22 and CH 92A", ["fk", "3", "hq22", "and", "ch", "92a"]),
+        ("«Вучић» — Srbija…", ["vucic", "srbija"]),
+        ("e-mail: a.b@c.rs", ["e", "mail", "a", "b", "c", "rs"]),
+        ("", []),
+        ("  \n\t ", []),
+        ("½ mile", ["1", "2", "mile"]),
+        ("Tom’s", ["tom", "s"]),
+    ],
+)
+def test_tokens(text: str, expected: list[str]) -> None:
+    assert tokens(text) == expected
+    assert [t.text for t in tokenize(text)] == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "spans"),
+    [
+        ("Vučić, Srbija", [("vucic", "Vučić"), ("srbija", "Srbija")]),
+        ("«Вучић» и FK-3", [("vucic", "Вучић"), ("i", "и"), ("fk", "FK"), ("3", "3")]),
+        ("Đilas’s c\u030cas", [("djilas", "Đilas"), ("s", "s"), ("cas", "c\u030cas")]),
+        ("trail c\u030c", [("trail", "trail"), ("c", "c\u030c")]),  # marks after the last letter stay on it
+        ("½", [("1", "½"), ("2", "½")]),
+        ("ASCII only, fast path", [("ascii", "ASCII"), ("only", "only"), ("fast", "fast"), ("path", "path")]),
+    ],
+)
+def test_tokenize_offsets_point_into_the_original(text: str, spans: list[tuple[str, str]]) -> None:
+    got = tokenize(text)
+    assert [(t.text, text[t.start : t.end]) for t in got] == spans
+    assert all(isinstance(t, Token) for t in got)
+
+
+@pytest.mark.parametrize(
+    ("gap", "glued"),
+    [("", True), ("-", True), (" ", True), ("\u2013", True), ("\u00a0", True), (", ", False), (".", False)],
+)
+def test_is_glue(gap: str, glued: bool) -> None:
+    assert is_glue(gap) is glued
+
+
+_TEXT = st.text(
+    alphabet=st.one_of(
+        st.characters(codec="utf-8", exclude_categories=("Cs",)),
+        st.sampled_from("ČčĆćĐđŠšŽžЂђЋћЧчЖжШшЉљЊњЏџЈјХхЦцАБВГДabcXYZ019 -.,'’«»\u0301\u030c½ﬁß"),
+    ),
+    max_size=60,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_TEXT)
+def test_fold_is_idempotent(s: str) -> None:
+    assert fold(fold(s)) == fold(s)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_TEXT)
+def test_tokens_of_folded_text_are_the_tokens_of_the_text(s: str) -> None:
+    assert tokens(fold(s)) == tokens(s)
+    assert tokens(s) == re.findall(r"[a-z0-9]+", fold(s))
+
+
+@settings(max_examples=300, deadline=None)
+@given(_TEXT)
+def test_fold_is_character_local(s: str) -> None:
+    # The translate cache and per-run tokenizing rely on this (see the watcher/text.py docstring).
+    assert fold(s) == "".join(fold(c) for c in s)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_TEXT)
+def test_tokenize_agrees_with_tokens_and_offsets_refold(s: str) -> None:
+    got = tokenize(s)
+    assert [t.text for t in got] == tokens(s)
+    for t in got:
+        assert 0 <= t.start < t.end <= len(s)
+        assert t.text in "".join(tokens(s[t.start : t.end]))
+    assert [t.start for t in got] == sorted(t.start for t in got)
