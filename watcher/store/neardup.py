@@ -1,0 +1,157 @@
+"""Persistent LSH index of item fingerprints, for finding earlier copies of a story across outlets.
+
+The index is two tables, so it survives restarts with nothing to rebuild:
+
+* ``neardup_items``: one row per item with its story and fingerprint bytes;
+* ``neardup_bands``: one row per (band key, item), a WITHOUT ROWID table whose primary key is the band key,
+  so a lookup is one B-tree probe per band of the new item: cost grows with log(items) and with the
+  number of items sharing a band, not with the number stored.
+
+Times are stored as integer UTC epoch seconds (naive datetimes are taken as UTC): compact, and compared
+as integers. No function here commits: the item store wraps each feed's writes in one transaction, and
+these statements join it (or autocommit one by one on a connection outside a transaction).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime
+
+from watcher.fingerprint import Fingerprint, NearDupSettings, band_keys, is_near_duplicate
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS neardup_items (
+    item_id INTEGER PRIMARY KEY,
+    story_id INTEGER NOT NULL,
+    seen_at INTEGER NOT NULL,
+    fp BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS neardup_items_seen_at ON neardup_items(seen_at);
+CREATE TABLE IF NOT EXISTS neardup_bands (
+    band INTEGER NOT NULL,
+    item_id INTEGER NOT NULL,
+    seen_at INTEGER NOT NULL,
+    PRIMARY KEY (band, item_id)
+) WITHOUT ROWID;
+"""
+
+
+def _epoch(when: datetime) -> int:
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return int(when.timestamp())
+
+
+def create_schema(conn: sqlite3.Connection) -> None:
+    """Create the index tables if missing; safe to call on every open or from a migration.
+
+    Runs statement by statement (not ``executescript``, which would commit the caller's transaction).
+    """
+    for statement in _SCHEMA.split(";"):
+        if statement.strip():
+            conn.execute(statement)
+
+
+def _delete_bands(conn: sqlite3.Connection, item_id: int, fp_bytes: bytes) -> None:
+    # Band keys are recomputed from the stored fingerprint, so deleting touches only this item's rows
+    # through the primary key; no second index on item_id is needed.
+    try:
+        keys = band_keys(Fingerprint.from_bytes(fp_bytes))
+    except ValueError:
+        # a fingerprint of another format: its keys are unknown, so pay for one scan (rare, after upgrades)
+        conn.execute("DELETE FROM neardup_bands WHERE item_id = ?", (item_id,))
+        return
+    if keys:
+        conn.executemany(
+            "DELETE FROM neardup_bands WHERE band = ? AND item_id = ?", [(k, item_id) for k in keys]
+        )
+
+
+def add(conn: sqlite3.Connection, *, item_id: int, story_id: int, fp: Fingerprint, seen_at: datetime) -> None:
+    """Index an item; adding an item id again replaces its fingerprint (an edited article)."""
+    old = conn.execute("SELECT fp FROM neardup_items WHERE item_id = ?", (item_id,)).fetchone()
+    if old is not None:
+        _delete_bands(conn, item_id, bytes(old[0]))
+    seen = _epoch(seen_at)
+    conn.execute(
+        "INSERT OR REPLACE INTO neardup_items (item_id, story_id, seen_at, fp) VALUES (?, ?, ?, ?)",
+        (item_id, story_id, seen, fp.to_bytes()),
+    )
+    conn.executemany(
+        "INSERT OR REPLACE INTO neardup_bands (band, item_id, seen_at) VALUES (?, ?, ?)",
+        [(key, item_id, seen) for key in set(band_keys(fp))],
+    )
+
+
+def candidates(
+    conn: sqlite3.Connection, fp: Fingerprint, *, since: datetime, limit: int = 50
+) -> list[tuple[int, int, Fingerprint]]:
+    """Stored items seen at or after ``since`` sharing a band key with ``fp``: (item_id, story_id, fp).
+
+    Most shared bands first (the likeliest copies), then the newest, so ``limit`` drops the weakest.
+    """
+    keys = sorted(set(band_keys(fp)))
+    if not keys or limit <= 0:
+        return []
+    marks = ",".join("?" * len(keys))
+    rows = conn.execute(
+        f"""
+        SELECT n.item_id, n.story_id, n.fp
+        FROM (
+            SELECT item_id, count(*) AS shared
+            FROM neardup_bands
+            WHERE band IN ({marks}) AND seen_at >= ?
+            GROUP BY item_id
+            ORDER BY shared DESC, item_id DESC
+            LIMIT ?
+        ) AS c
+        JOIN neardup_items AS n ON n.item_id = c.item_id
+        ORDER BY c.shared DESC, c.item_id DESC
+        """,
+        (*keys, _epoch(since), limit),
+    ).fetchall()
+    found = []
+    for item_id, story_id, blob in rows:
+        try:
+            found.append((int(item_id), int(story_id), Fingerprint.from_bytes(bytes(blob))))
+        except ValueError:
+            continue  # written by another fingerprint format: it ages out with prune()
+    return found
+
+
+def best_match(
+    conn: sqlite3.Connection,
+    fp: Fingerprint,
+    settings: NearDupSettings | None = None,
+    *,
+    since: datetime,
+    limit: int = 50,
+) -> tuple[int, int, float] | None:
+    """The stored near-duplicate with the highest score, as (item_id, story_id, score), or None."""
+    s = settings or NearDupSettings()
+    best: tuple[int, int, float] | None = None
+    for item_id, story_id, other in candidates(conn, fp, since=since, limit=limit):
+        dup, score = is_near_duplicate(fp, other, s)
+        if dup and (best is None or score > best[2]):
+            best = (item_id, story_id, score)
+    return best
+
+
+def prune(conn: sqlite3.Connection, before: datetime, *, batch: int = 5000) -> int:
+    """Forget items seen before ``before`` (callers pass now - settings.window); returns how many.
+
+    Works in batches through the seen_at index, so the cost follows the rows removed, not the rows kept.
+    """
+    cutoff = _epoch(before)
+    removed = 0
+    while True:
+        rows = conn.execute(
+            "SELECT item_id, fp FROM neardup_items WHERE seen_at < ? ORDER BY seen_at LIMIT ?",
+            (cutoff, batch),
+        ).fetchall()
+        if not rows:
+            return removed
+        for item_id, blob in rows:
+            _delete_bands(conn, int(item_id), bytes(blob))
+        conn.executemany("DELETE FROM neardup_items WHERE item_id = ?", [(int(r[0]),) for r in rows])
+        removed += len(rows)
