@@ -88,6 +88,7 @@ def main(ctx: click.Context, config_path: Path, verbose: int) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    logging.getLogger("httpx").setLevel(logging.DEBUG if verbose else logging.WARNING)
     ctx.obj = Ctx(config_path, verbose)
 
 
