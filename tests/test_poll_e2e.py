@@ -127,7 +127,7 @@ def test_changed_title_updates_item_without_new_hit(feed_server: FeedServer, tmp
 
 def test_lying_validators_do_not_hide_items_forever(feed_server: FeedServer, tmp_path: Path) -> None:
     """A server that answers 304 although the feed changed: the periodic unconditional fetch finds the item."""
-    route = feed_server.serve("/f", rss([entry(1, "Serbia one", "x")]), lying=True)
+    route = feed_server.serve("/f", rss([entry(1, "Serbia one", "x")]), lying=True, headers={"ETag": '"v1"'})
     cfg = write_config(tmp_path, feed_server, ["/f"], "Serbia")
     cli(cfg, "poll")
     route.body = rss([entry(2, "Serbia two", "x"), entry(1, "Serbia one", "x")]).encode()
