@@ -109,9 +109,9 @@ def mrkdwn_texts(payload: dict[str, Any]) -> list[str]:
 
 
 def mrkdwn_hazards(text: str, allowed_urls: set[str] | None = None) -> list[str]:
-    """Control sequences in ``text`` that we did not intend: any `<` that does not open a well-formed
-    http(s) link (so no `<!channel>`, `<@U…>`, `<#C…>`) or a line-leading quote, a link to a URL outside ``allowed_urls`` (a forged
-    `<http://evil|click>`), and any bare `&`."""
+    """Control sequences in ``text`` that we did not intend: a `<` or `>` that is neither part of a
+    well-formed http(s) link nor a line-leading quote (so no `<!channel>`, `<@U…>`, `<#C…>`), a link to a
+    URL outside ``allowed_urls`` (a forged `<http://evil|click>`), and any bare `&`."""
     hazards: list[str] = []
     for m in _LINK.finditer(text):
         url = m.group(1).replace("&amp;", "&")

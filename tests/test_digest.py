@@ -267,7 +267,8 @@ def test_render_text_lists_stories_in_the_digest_timezone() -> None:
     assert "3 outlets" not in text.split("2. ")[1].split("\n")[1]
     assert "2 outlets, first: Danas" in text
     assert "! Politika (https://www.politika.rs/rss/): HTTP 503 for 3 days" in text
-    assert MARK_OPEN not in text and MARK_CLOSE not in text
+    assert MARK_OPEN not in text
+    assert MARK_CLOSE not in text
     assert not re.search(r"[\x00-\x08\x0b-\x1f\x7f]", text)
 
 
@@ -298,7 +299,8 @@ def test_email_subject_counts(n: int, words: str) -> None:
 
 def test_email_subject_is_one_line() -> None:
     d = build_digest("a\r\nBcc: x@evil.example", [], generated_at=T0)
-    assert "\n" not in email_subject(d) and "\r" not in email_subject(d)
+    assert "\n" not in email_subject(d)
+    assert "\r" not in email_subject(d)
 
 
 # ------------------------------------------------------------------------------------------------ HTML
@@ -311,7 +313,8 @@ def test_html_escapes_feed_text_and_bolds_matches() -> None:
     assert not doc.xpath("//script")
     assert not doc.xpath("//b")  # a feed's <b> stays text
     hrefs = doc.xpath("//a/@href")
-    assert hrefs and all(h.startswith(("http://", "https://")) for h in hrefs)
+    assert hrefs
+    assert all(h.startswith(("http://", "https://")) for h in hrefs)
     assert set(hrefs) <= allowed_urls(d)
     body = doc.text_content()
     for title in HOSTILE:
@@ -347,13 +350,15 @@ def test_slack_payload_shape() -> None:
     assert "Mon 31 Mar 2025 06:00 CEST" in context["elements"][0]["text"]
     first = sections[0]["text"]["text"]
     assert first.startswith(
-        "*<https://n1info.rs/english/news/serbia-chinese-drones/|Serbia takes delivery of Chinese CH-92A combat drones>*"
+        "*<https://n1info.rs/english/news/serbia-chinese-drones/"
+        "|Serbia takes delivery of Chinese CH-92A combat drones>*"
     )
     assert "N1 Srbija · Sun 30 Mar 20:00 · 3 outlets" in first
     assert "from *China*, the defence minister said, the latest in a series of *arms* deliveries" in first
     assert "also at: <https://www.rts.rs/vesti/drones.html|RTS>, <https://balkaninsight.com/" in first
     fk3 = sections[1]["text"]["text"]
-    assert "&amp; more on the way" in fk3 and "utm_source=rss&amp;id=7|" in fk3
+    assert "&amp; more on the way" in fk3
+    assert "utm_source=rss&amp;id=7|" in fk3
     assert "first: Danas" in fk3
     assert "Politika" in sections[-1]["text"]["text"]
     for text in mrkdwn_texts(payload):
@@ -367,8 +372,11 @@ def test_slack_escapes_hostile_feed_text() -> None:
         assert not block_kit_problems(payload)
         for text in mrkdwn_texts(payload):
             assert not mrkdwn_hazards(text, allowed_urls(d)), text
-            assert "<!channel>" not in text and "<!here>" not in text and "<@U123>" not in text
-            assert "<http://evil" not in text and "javascript:" not in text
+            assert "<!channel>" not in text
+            assert "<!here>" not in text
+            assert "<@U123>" not in text
+            assert "<http://evil" not in text
+            assert "javascript:" not in text
     texts = "\n".join(t for p in payloads for t in mrkdwn_texts(p))
     assert "&lt;!channel&gt; Breaking" in texts
     assert "Tom &amp; Jerry &lt;b&gt;bold&lt;/b&gt;" in texts
@@ -440,10 +448,13 @@ def test_slack_limits_and_escaping_hold_for_any_feed_text(
 def test_webhook_payload_is_plain_json_with_highlights() -> None:
     d = sample_digest()
     payload = json.loads(json.dumps(webhook_payload(d)))
-    assert payload["topic"] == TOPIC and payload["count"] == 3 and payload["heartbeat"] is False
+    assert payload["topic"] == TOPIC
+    assert payload["count"] == 3
+    assert payload["heartbeat"] is False
     assert payload["generated_at"] == "2025-03-31T04:00:00Z"
     drones = payload["stories"][0]
-    assert drones["outlets"] == 3 and [a["feed"] for a in drones["also_at"]] == ["RTS", "Balkan Insight"]
+    assert drones["outlets"] == 3
+    assert [a["feed"] for a in drones["also_at"]] == ["RTS", "Balkan Insight"]
     assert [drones["snippet"][a:b] for a, b in drones["highlights"]] == ["China", "arms"]
     assert MARK_OPEN not in json.dumps(payload)
     assert payload["feed_health"] == [
