@@ -9,6 +9,8 @@ from pathlib import Path
 
 import feedparser
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.feedserver import FeedServer
 from watcher.errors import ParseError
@@ -396,3 +398,31 @@ def test_rewrite_prolog(data: bytes, root: str | None, kept: bytes) -> None:
 def test_discover_feed_ignores_non_feed_links() -> None:
     page = b'<link rel="alternate" type="text/html" href="/fr/"><link rel="icon" href="/i.png">'
     assert discover_feed(page, URL) is None
+
+
+# --- arbitrary input ---
+
+FIXTURE_BYTES = [(FEEDS / n).read_bytes() for n in ("rss2.xml", "atom.xml", "rdf.xml", "feed.json")]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.one_of(
+        st.binary(max_size=2_000),
+        st.tuples(
+            st.sampled_from(FIXTURE_BYTES),
+            st.integers(0, 3_000),
+            st.integers(0, 3_000),
+            st.binary(max_size=40),
+        ).map(lambda t: t[0][: t[1]] + t[3] + t[0][t[2] :]),
+    ),
+    st.sampled_from(["application/xml", "text/html", "application/json", "text/plain; charset=utf-16", ""]),
+)
+def test_any_bytes_give_a_feed_or_a_parse_error(body: bytes, content_type: str) -> None:
+    try:
+        feed = parse(body, {"Content-Type": content_type})
+    except ParseError:
+        return
+    text = all_text(feed)
+    assert not [c for c in text if ord(c) < 32 and c not in "\t\n"]
+    assert len({i.guid for i in feed.items}) == len(feed.items)
