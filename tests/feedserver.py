@@ -26,6 +26,7 @@ import json
 import re
 import socket
 import socketserver
+import sys
 import threading
 import zlib
 from collections import deque
@@ -227,6 +228,11 @@ class _Server(ThreadingHTTPServer):
     request_queue_size = 256  # benchmarks open many connections at once
     feed: FeedServer
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client hanging up mid-response is what hostile-server tests do on purpose; stay quiet.
+        if not isinstance(sys.exc_info()[1], ConnectionError | TimeoutError):
+            super().handle_error(request, client_address)
+
     def server_bind(self) -> None:
         # HTTPServer.server_bind does a reverse DNS lookup (getfqdn); skipping it keeps start-up instant.
         socketserver.TCPServer.server_bind(self)
@@ -240,6 +246,7 @@ class FeedServer:
         self.stopping = threading.Event()
         self._routes: dict[str, Route] = {}
         self._log_lock = threading.Lock()
+        self._logged = threading.Condition(self._log_lock)
         self._records: list[Recorded] = []
         self._conns: set[socket.socket] = set()
         self._server = _Server(("127.0.0.1", 0), FeedRequestHandler)
@@ -460,13 +467,27 @@ class FeedServer:
         with self._log_lock:
             return [r for r in self._records if path is None or r.path == path]
 
+    def wait_requests(self, path: str, count: int = 1, timeout: float = 10.0) -> list[Recorded]:
+        """Block until ``count`` requests for ``path`` arrived (for tests driving clients in threads).
+
+        Raises TimeoutError after ``timeout`` seconds: a test waiting for nothing fails, never hangs.
+        """
+        with self._logged:
+            if not self._logged.wait_for(lambda: len(self._matching(path)) >= count, timeout):
+                raise TimeoutError(f"{count} request(s) for {path} did not arrive within {timeout}s")
+            return self._matching(path)
+
+    def _matching(self, path: str) -> list[Recorded]:
+        return [r for r in self._records if r.path == path]
+
     def posted(self, path: str) -> list[Any]:
         """The JSON bodies POSTed to ``path``, oldest first."""
         return [r.json() for r in self.requests(path) if r.method == "POST"]
 
     def _log(self, record: Recorded) -> None:
-        with self._log_lock:
+        with self._logged:
             self._records.append(record)
+            self._logged.notify_all()
 
     def _track(self, conn: socket.socket, *, add: bool) -> None:
         with self._log_lock:

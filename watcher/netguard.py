@@ -109,10 +109,16 @@ async def resolve(host: str, port: int) -> list[IPAddress]:
     return addrs
 
 
+class _SchemeError(ValueError):
+    pass
+
+
 def _host_port(url: str) -> tuple[str, str, int]:
-    """(scheme, host, port) of ``url``; raises ValueError with the reason when it has none."""
+    """(scheme, host, port) of an http(s) ``url``; raises ValueError with the reason otherwise."""
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
+    if scheme not in ALLOWED_SCHEMES:
+        raise _SchemeError(scheme or "(none)")
     host = parts.hostname
     if not host:
         raise ValueError(f"no host in URL {url!r}")
@@ -135,12 +141,11 @@ async def _zones_of_url(url: str | None) -> frozenset[Zone]:
 async def find_problem(url: str, *, allow_private: bool, zone_url: str | None) -> AddressProblem | None:
     """The reason ``url`` may not be fetched, or None. Resolves the host; never connects."""
     try:
-        scheme, host, port = _host_port(url)
+        _scheme, host, port = _host_port(url)
+    except _SchemeError as e:
+        return AddressProblem("bad-scheme", f"unsupported URL scheme {str(e)!r} (only http and https)")
     except ValueError as e:
         return AddressProblem("bad-url", f"invalid URL: {e}")
-    if scheme not in ALLOWED_SCHEMES:
-        shown = scheme or "(none)"
-        return AddressProblem("bad-scheme", f"unsupported URL scheme {shown!r} (only http and https)")
     try:
         addrs = await resolve(host, port)
     except (OSError, UnicodeError):
