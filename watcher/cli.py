@@ -88,7 +88,8 @@ def main(ctx: click.Context, config_path: Path, verbose: int) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    logging.getLogger("httpx").setLevel(logging.DEBUG if verbose else logging.WARNING)
+    for noisy in ("httpx", "apscheduler"):
+        logging.getLogger(noisy).setLevel(logging.DEBUG if verbose else logging.WARNING)
     ctx.obj = Ctx(config_path, verbose)
 
 
@@ -106,7 +107,9 @@ def check(ctx: Ctx) -> None:
     click.echo(f"  topics: {len(cfg.topics)}")
     for t in cfg.topics:
         channels = ", ".join(t.config.channels) or "no channels"
-        click.echo(f"    - {t.name}: {t.config.query}  -> {channels}, {t.config.digest} ({t.config.timezone})")
+        click.echo(
+            f"    - {t.name}: {t.config.query}  -> {channels}, {t.config.digest} ({t.config.timezone})"
+        )
     click.echo(f"  channels: {', '.join(f'{n} ({c.type})' for n, c in cfg.file.channels.items()) or 'none'}")
 
 
@@ -172,7 +175,9 @@ def hit_json(h: HitView) -> dict[str, Any]:
 @main.command()
 @click.option("--topic", help="Only this topic's hits.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
-@click.option("--include-backlog/--no-backlog", default=True, show_default=True, help="Show first-poll backlog.")
+@click.option(
+    "--include-backlog/--no-backlog", default=True, show_default=True, help="Show first-poll backlog."
+)
 @pass_ctx
 def hits(ctx: Ctx, topic: str | None, fmt: str, include_backlog: bool) -> None:
     """List hits: one per (topic, story), with the other outlets that carried the story."""
@@ -367,7 +372,9 @@ def digest(ctx: Ctx, topic: str | None, channel: str | None, dry_run: bool) -> N
             click.echo(f"sent: topic {r.topic} -> channel {r.channel}: {r.stories} stories")
         else:
             failed += 1
-            click.echo(f"FAILED: topic {r.topic} -> channel {r.channel}: {r.error} (hits stay pending)", err=True)
+            click.echo(
+                f"FAILED: topic {r.topic} -> channel {r.channel}: {r.error} (hits stay pending)", err=True
+            )
     if failed:
         sys.exit(1)
 

@@ -24,10 +24,10 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from watcher import alerts, policy
-from watcher.config import Config
+from watcher.config import Config, FeedConfig
 from watcher.fetch import Fetcher
-from watcher.models import FeedStatus
-from watcher.pipeline import Runtime, poll_all, sync_feeds
+from watcher.models import FeedStatus, PollOutcome
+from watcher.pipeline import Runtime, poll_feed, sync_feeds
 from watcher.store import Store, ts
 
 log = logging.getLogger(__name__)
@@ -41,7 +41,8 @@ class Daemon:
         self.stop = asyncio.Event()
         self.force = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
-        self._cycle_lock = asyncio.Lock()
+        self._inflight: set[str] = set()
+        self._digest_wanted = asyncio.Event()
         self._last_tick = float("-inf")
 
     def _signal(self, signame: str) -> None:
@@ -51,7 +52,9 @@ class Daemon:
             for task in self._tasks:
                 task.cancel()
         else:
-            log.info("%s received: finishing in-flight polls (up to %.0fs), then exiting", signame, self.grace)
+            log.info(
+                "%s received: finishing in-flight polls (up to %.0fs), then exiting", signame, self.grace
+            )
             self.stop.set()
 
     def _spawn(self, coro: Awaitable[None]) -> None:
@@ -61,41 +64,74 @@ class Daemon:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _cycle(self, rt: Runtime) -> None:
-        if self._cycle_lock.locked():
-            return  # the previous cycle is still running: coalesce
-        async with self._cycle_lock:
-            now = rt.clock()
-            states = {s.url: s for s in rt.store.feed_states()}
-            due = [
-                f
-                for f in rt.config.feeds
-                if states.get(f.url) is None
+    def _tick(self, rt: Runtime) -> None:
+        """Start a cycle for the feeds that are due and not already in flight.
+
+        A slow feed (bounded by its fetch deadline) never holds back the others: each feed is released as
+        soon as its own poll ends, and immediate digests go out as soon as any feed brought new hits.
+        """
+        now = rt.clock()
+        states = {s.url: s for s in rt.store.feed_states()}
+        due = [
+            f
+            for f in rt.config.feeds
+            if f.url not in self._inflight
+            and (
+                states.get(f.url) is None
                 or (states[f.url].status != FeedStatus.GONE and policy.is_due(states[f.url].next_poll, now))
-            ]
-            if time.monotonic() - self._last_tick > 60:  # liveness for `watcher health`, at most once a minute
-                with rt.store.transaction():
-                    rt.store.set_state("last_tick", ts(now) or "")
-                self._last_tick = time.monotonic()
-            if not due:
-                return
-            started = time.monotonic()
-            outcomes = await poll_all(rt, due)
-            failed = sum(o.status == FeedStatus.ERROR for o in outcomes)
-            unchanged = sum(o.status == FeedStatus.NOT_MODIFIED for o in outcomes)
-            log.info(
-                "cycle: %d feeds polled in %.1fs (%d unchanged, %d failed), %d new items, %d new hits",
-                len(outcomes), time.monotonic() - started, unchanged, failed,
-                sum(o.new_items for o in outcomes), sum(o.new_hits for o in outcomes),
-            )  # fmt: skip
+            )
+        ]
+        if time.monotonic() - self._last_tick > 60:  # liveness for `watcher health`, at most once a minute
             with rt.store.transaction():
-                rt.store.set_state("last_cycle", ts(rt.clock()) or "")
-            if not self.stop.is_set():
-                await self._digests(rt, only_schedule="immediate")
+                rt.store.set_state("last_tick", ts(now) or "")
+            self._last_tick = time.monotonic()
+        if due:
+            self._inflight.update(f.url for f in due)
+            self._spawn(self._cycle(rt, due))
+
+    async def _poll_one(self, rt: Runtime, feed: FeedConfig) -> PollOutcome:
+        try:
+            outcome = await poll_feed(rt, feed)
+        finally:
+            self._inflight.discard(feed.url)
+        if outcome.new_hits:
+            self._digest_wanted.set()
+        return outcome
+
+    async def _cycle(self, rt: Runtime, due: list[FeedConfig]) -> None:
+        started = time.monotonic()
+        outcomes = await asyncio.gather(*(self._poll_one(rt, f) for f in due))
+        failed = sum(o.status == FeedStatus.ERROR for o in outcomes)
+        unchanged = sum(o.status == FeedStatus.NOT_MODIFIED for o in outcomes)
+        log.info(
+            "cycle: %d feeds polled in %.1fs (%d unchanged, %d failed), %d new items, %d new hits",
+            len(outcomes), time.monotonic() - started, unchanged, failed,
+            sum(o.new_items for o in outcomes), sum(o.new_hits for o in outcomes),
+        )  # fmt: skip
+        with rt.store.transaction():
+            rt.store.set_state("last_cycle", ts(rt.clock()) or "")
+
+    async def _immediate_digests(self, rt: Runtime) -> None:
+        """Send `immediate` digests whenever a poll brought new hits, until shutdown."""
+        while not self.stop.is_set():
+            wanted = asyncio.ensure_future(self._digest_wanted.wait())
+            stopping = asyncio.ensure_future(self.stop.wait())
+            await asyncio.wait({wanted, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            wanted.cancel()
+            stopping.cancel()
+            if self.stop.is_set():
+                return
+            self._digest_wanted.clear()
+            await self._digests(rt, only_schedule="immediate")
 
     async def _digests(
-        self, rt: Runtime, *, only_schedule: str | None = None, topic: str | None = None,
-        channel: str | None = None, heartbeat: bool = False,
+        self,
+        rt: Runtime,
+        *,
+        only_schedule: str | None = None,
+        topic: str | None = None,
+        channel: str | None = None,
+        heartbeat: bool = False,
     ) -> None:
         """Send due digests; a channel's failure is logged and retried later, never raised."""
         try:
@@ -124,7 +160,9 @@ class Daemon:
                 heartbeat = trigger is not None
                 if trigger is None:
                     trigger = IntervalTrigger(minutes=1, timezone=UTC)  # retries of failed immediate sends
-                jobs.append((trigger, partial(self._digests, rt, topic=t.name, channel=ch, heartbeat=heartbeat)))
+                jobs.append(
+                    (trigger, partial(self._digests, rt, topic=t.name, channel=ch, heartbeat=heartbeat))
+                )
         return jobs
 
     async def run(self) -> None:
@@ -134,22 +172,33 @@ class Daemon:
         store = Store(self.config.database_path)
         w = self.config.watcher
         try:
-            async with Fetcher(max_connections=w.concurrency, per_host=w.per_host, user_agent=w.user_agent) as f:
+            async with Fetcher(
+                max_connections=w.concurrency, per_host=w.per_host, user_agent=w.user_agent
+            ) as f:
                 rt = Runtime(config=self.config, store=store, fetcher=f)
                 sync_feeds(rt)
                 scheduler = AsyncIOScheduler(timezone=UTC)
+
+                async def tick() -> None:
+                    self._tick(rt)
+
                 scheduler.add_job(
-                    lambda: self._spawn(self._cycle(rt)),
+                    tick,
                     IntervalTrigger(seconds=self.tick, timezone=UTC),
                     next_run_time=datetime.now(UTC),
                     id="poll-cycle", max_instances=1, coalesce=True, misfire_grace_time=None,
                 )  # fmt: skip
                 for i, (trigger, job) in enumerate(self._digest_jobs(rt)):
+
+                    async def run_digest(job: Callable[[], Awaitable[None]] = job) -> None:
+                        self._spawn(job())
+
                     scheduler.add_job(
-                        lambda job=job: self._spawn(job()), trigger, id=f"digest-{i}", coalesce=True,
+                        run_digest, trigger, id=f"digest-{i}", coalesce=True,
                         max_instances=1, misfire_grace_time=3600,
                     )  # fmt: skip
                 scheduler.start()
+                self._spawn(self._immediate_digests(rt))
                 with store.transaction():
                     store.set_state("daemon_started", ts(datetime.now(UTC)) or "")
                 log.info(
