@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -101,33 +101,71 @@ class Schedule:
         )
 
 
-class _WallClockCronTrigger(CronTrigger):  # type: ignore[misc]
-    """CronTrigger that does not fire a second time when the fall-back hour repeats a wall time."""
+_MAX_SHIFT = timedelta(hours=3)
 
-    def __init__(self, *, repeat_folds: bool = False, **fields: Any) -> None:
-        super().__init__(**fields)
+
+class _WallClockCronTrigger(CronTrigger):  # type: ignore[misc]
+    """A CronTrigger whose fire times are computed on the wall clock, then placed on the timeline.
+
+    APScheduler 3.x does its field arithmetic on aware local datetimes, and around DST that skips days
+    (a daily 00:30 Belgrade job jumps from 30 March to 1 April 2025; its issues #529 and #606) or fires a
+    fixed-hour job twice in the repeated hour. Here the same fields run in a DST-free calendar (an inner
+    trigger in UTC whose "UTC" is really local wall time), and each wall time found is mapped to instants:
+    a time in the spring gap to the first instant after it, a time in the autumn overlap to its first
+    occurrence, plus its second one when ``repeat_folds`` (wildcard hours) asks for every real hour.
+    """
+
+    def __init__(self, *, repeat_folds: bool = False, timezone: ZoneInfo, **fields: Any) -> None:
+        super().__init__(timezone=timezone, **fields)
         self.repeat_folds = repeat_folds
+        self._wall = CronTrigger(timezone=UTC, **fields)
 
     def get_next_fire_time(self, previous_fire_time: datetime | None, now: datetime) -> datetime | None:
-        nxt: datetime | None = super().get_next_fire_time(previous_fire_time, now)
-        while nxt is not None and not self.repeat_folds and _is_repeated_wall_time(nxt):
-            # Ask again from just after the repeat; the first occurrence (fold=0) already fired.
-            nxt = super().get_next_fire_time(nxt, nxt)
-        return nxt
+        # As CronTrigger: the first fire time after the previous one (even if already past, so the
+        # scheduler can apply its misfire rules), else the first at or after now.
+        start = now.astimezone(UTC)
+        if previous_fire_time is not None:
+            start = previous_fire_time.astimezone(UTC) + timedelta(microseconds=1)
+        zone: ZoneInfo = self.timezone
+        # Wall order is not time order around a transition (02:10 CET comes after 02:20 CEST), so walls
+        # from a little before start's wall time are mapped and the earliest instant >= start wins.
+        # No zone's offset moves by more than _MAX_SHIFT, so later walls cannot win.
+        probe = start.astimezone(zone).replace(tzinfo=None, fold=0) - _MAX_SHIFT
+        best: datetime | None = None
+        while True:
+            found = self._wall.get_next_fire_time(None, probe.replace(tzinfo=UTC))
+            if found is None:
+                break
+            wall: datetime = found.replace(tzinfo=None)
+            if best is not None and wall > best.astimezone(zone).replace(tzinfo=None) + _MAX_SHIFT:
+                break
+            for instant in self._instants(wall, zone):
+                if instant >= start and (best is None or instant < best):
+                    best = instant
+            probe = wall + timedelta(seconds=1)
+        return None if best is None else best.astimezone(zone)
+
+    def _instants(self, wall: datetime, zone: ZoneInfo) -> list[datetime]:
+        first = wall.replace(tzinfo=zone, fold=0).astimezone(UTC)
+        second = wall.replace(tzinfo=zone, fold=1).astimezone(UTC)
+        if first == second:
+            return [first]
+        if first.astimezone(zone).replace(tzinfo=None) != wall:
+            # Spring gap: the wall time does not exist. fold=0 reads it with the old offset, which lands
+            # just after the gap (02:30 -> 03:30 CEST); fold=1 would land before it.
+            return [first]
+        return [first, second] if self.repeat_folds else [first]
 
     def __getstate__(self) -> dict[str, Any]:
         state: dict[str, Any] = super().__getstate__()
         state["repeat_folds"] = self.repeat_folds
+        state["wall"] = self._wall
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)
-        self.repeat_folds = state.get("repeat_folds", False)
-
-
-def _is_repeated_wall_time(dt: datetime) -> bool:
-    """True for the second occurrence of an ambiguous local time (PEP 495 fold=1 with a distinct twin)."""
-    return dt.fold == 1 and dt.replace(fold=0).utcoffset() != dt.utcoffset()
+        self.repeat_folds = state["repeat_folds"]
+        self._wall = state["wall"]
 
 
 def zone_info(name: str) -> ZoneInfo:
