@@ -30,7 +30,7 @@ def test_daemon_polls_alerts_and_stops_cleanly_on_sigterm(feed_server: FeedServe
         '[[topics]]\nname = "arms"\nquery = \'"FK-3" OR HQ22\'\nchannels = ["screen"]\n',
         encoding="utf-8",
     )
-    daemon = DaemonProcess(cfg, "--tick", "0.2")
+    daemon = DaemonProcess(cfg, "--tick", "0.2", "--grace", "1")
     try:
         daemon.wait_for("watcher daemon started")
         daemon.wait_for("digest: topic=arms channel=screen sent 1 stories")

@@ -244,12 +244,13 @@ def feeds(click_ctx: click.Context, fmt: str) -> None:
 
 @main.command()
 @click.option("--tick", default=5.0, show_default=True, help="Seconds between checks for due feeds.")
+@click.option("--grace", default=10.0, show_default=True, help="Seconds in-flight polls get after SIGTERM.")
 @pass_ctx
-def run(ctx: Ctx, tick: float) -> None:
+def run(ctx: Ctx, tick: float, grace: float) -> None:
     """Run the daemon: poll feeds on schedule and send digests, until SIGINT/SIGTERM."""
     from watcher.daemon import Daemon
 
-    daemon = Daemon(ctx.config, tick=tick)
+    daemon = Daemon(ctx.config, tick=tick, grace=grace)
     with _errors():
         asyncio.run(daemon.run())
 
