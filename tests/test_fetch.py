@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from tests.feedserver import FeedRequestHandler, FeedServer
 from watcher.fetch import ACCEPT, Fetcher, parse_retry_after
@@ -219,6 +221,12 @@ async def test_retry_after_ignored_on_other_codes(feed_server: FeedServer, fetch
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 
 
+@given(st.text())
+def test_parse_retry_after_never_raises(value: str) -> None:
+    seconds = parse_retry_after(value, now=NOW)
+    assert seconds is None or 0 <= seconds <= 86400
+
+
 @pytest.mark.parametrize(
     ("value", "expected"),
     [
@@ -323,6 +331,18 @@ async def test_compressed_bodies_are_decoded(feed_server: FeedServer, fetcher: F
     result = await fetcher.fetch(request(feed_server.url("/feed.xml")))
     assert result.status is FetchStatus.OK
     assert result.body == BIG
+
+
+async def test_brotli_is_decoded_when_a_bounded_brotli_is_installed(
+    feed_server: FeedServer, fetcher: Fetcher
+) -> None:
+    brotli = pytest.importorskip("brotli")
+    if not hasattr(brotli.Decompressor(), "can_accept_more_data"):
+        pytest.skip("brotli < 1.2 cannot decompress in bounded steps, so fetch does not offer it")
+    feed_server.raw("/feed.xml", brotli.compress(BIG), content_encoding="br")
+    result = await fetcher.fetch(request(feed_server.url("/feed.xml")))
+    assert result.body == BIG
+    assert feed_server.requests("/feed.xml")[0].headers["accept-encoding"] == "gzip, deflate, br"
 
 
 async def test_concatenated_gzip_members_form_one_body(feed_server: FeedServer, fetcher: Fetcher) -> None:

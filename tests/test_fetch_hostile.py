@@ -172,6 +172,21 @@ async def test_deflate_bomb_stops_at_the_cap(
     assert peak < 32 * MB
 
 
+async def test_brotli_bomb_stops_at_the_cap(feed_server: FeedServer, fetcher: Fetcher) -> None:
+    brotli = pytest.importorskip("brotli")
+    if not hasattr(brotli.Decompressor(), "can_accept_more_data"):
+        pytest.skip("brotli < 1.2 cannot decompress in bounded steps, so fetch does not offer it")
+    feed_server.raw("/bomb.xml", brotli.compress(bytes(64 * MB), quality=5), content_encoding="br")
+    tracemalloc.start()
+    try:
+        result = await fetch(fetcher, feed_server.url("/bomb.xml"), max_bytes=1_000_000, timeout=10)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert result.error == "decompressed body larger than 1,000,000 bytes"
+    assert peak < 16 * MB
+
+
 async def test_small_compressed_body_over_the_cap_once_inflated(
     feed_server: FeedServer, fetcher: Fetcher
 ) -> None:

@@ -39,11 +39,12 @@ import re
 import ssl
 import time
 import zlib
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -128,12 +129,6 @@ def _status_words(code: int, reason: str) -> str:
 # --- bounded decoding -------------------------------------------------------------------------------
 
 
-class _Decoder(Protocol):
-    def feed(self, data: bytes) -> Iterator[bytes]: ...
-
-    def flush(self) -> Iterator[bytes]: ...
-
-
 class _Identity:
     def feed(self, data: bytes) -> Iterator[bytes]:
         if data:
@@ -203,12 +198,13 @@ class _Brotli:
     def feed(self, data: bytes) -> Iterator[bytes]:
         try:
             out: bytes = self._obj.process(data, output_buffer_limit=_PIECE)
-            if out:
-                yield out
-            while not self._obj.can_accept_more_data():
+            yield out
+            # A full buffer means more output may be pending even when more input could be accepted.
+            while not self._obj.is_finished() and (
+                len(out) >= _PIECE or not self._obj.can_accept_more_data()
+            ):
                 out = self._obj.process(b"", output_buffer_limit=_PIECE)
-                if out:
-                    yield out
+                yield out
         except _brotli.error as e:
             raise _Failure("decode", f"corrupt br body: {e}") from e
 
@@ -219,7 +215,7 @@ class _Brotli:
 _ALIASES = {"x-gzip": "gzip", "gzip": "gzip", "deflate": "deflate", "br": "br"}
 
 
-def _decoder_for(codings: list[str]) -> _Decoder:
+def _decoder_for(codings: list[str]) -> _Identity | _Zlib | _Brotli:
     """A bounded decoder for the response's Content-Encoding; refuses what it cannot bound."""
     tokens = [c.strip().lower() for c in codings]
     tokens = [c for c in tokens if c and c != "identity"]
@@ -316,26 +312,25 @@ class _HostSlots:
 
     def __init__(self, per_host: int) -> None:
         self._per_host = per_host
-        self._slots: dict[str, tuple[asyncio.Semaphore, list[int]]] = {}
+        self._slots: dict[str, asyncio.Semaphore] = {}
+        self._users: Counter[str] = Counter()
 
     async def acquire(self, host: str) -> None:
-        sem, users = self._slots.setdefault(host, (asyncio.Semaphore(self._per_host), [0]))
-        users[0] += 1
+        self._users[host] += 1
         try:
-            await sem.acquire()
+            await self._slots.setdefault(host, asyncio.Semaphore(self._per_host)).acquire()
         except BaseException:
-            self._drop(host)
+            self._leave(host)
             raise
 
     def release(self, host: str) -> None:
-        self._slots[host][0].release()
-        self._drop(host)
+        self._slots[host].release()
+        self._leave(host)
 
-    def _drop(self, host: str) -> None:
-        users = self._slots[host][1]
-        users[0] -= 1
-        if users[0] == 0:
-            del self._slots[host]
+    def _leave(self, host: str) -> None:
+        self._users[host] -= 1
+        if not self._users[host]:
+            del self._users[host], self._slots[host]
 
 
 @dataclass(slots=True)
@@ -346,7 +341,6 @@ class _Progress:
     phase: str = "while waiting for a connection"
     host: str | None = None
     hops: list[int] = field(default_factory=list)
-    response: httpx.Response | None = None
 
 
 def _netloc(url: str) -> str:
@@ -368,7 +362,6 @@ class Fetcher:
     def __init__(
         self, *, max_connections: int = 32, per_host: int = 4, user_agent: str = models.USER_AGENT
     ) -> None:
-        self._user_agent = user_agent
         self._global = asyncio.Semaphore(max_connections)
         self._hosts = _HostSlots(per_host)
         # trust_env=False: no proxy, netrc credentials or CA overrides picked up from the environment,
@@ -410,10 +403,11 @@ class Fetcher:
                 try:
                     result = await self._fetch_within_deadline(req, progress)
                 finally:
-                    self._hosts.release(progress.host)
+                    if progress.host is not None:  # None when a redirect hop's slot was never granted
+                        self._hosts.release(progress.host)
         except _Failure as f:
             result = self._failed(req, progress, f)
-        return _with_elapsed(result, time.monotonic() - started)
+        return replace(result, elapsed=time.monotonic() - started)
 
     async def _fetch_within_deadline(self, req: FetchRequest, progress: _Progress) -> FetchResult:
         timeout = req.settings.timeout
@@ -550,7 +544,3 @@ def _base_result(req: FetchRequest, response: httpx.Response, progress: _Progres
         final_url=progress.url,
         permanent_url=progress.url if permanent else None,
     )
-
-
-def _with_elapsed(result: FetchResult, elapsed: float) -> FetchResult:
-    return replace(result, elapsed=elapsed)
