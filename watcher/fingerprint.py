@@ -315,7 +315,7 @@ def is_near_duplicate(
             return True, score
         contained = _containment(score, a.body_tokens, b.body_tokens)
         if contained >= s.containment_threshold and _title_similarity(a, b) >= s.containment_title_threshold:
-            return True, contained
+            return True, score  # the Jaccard still, so a full copy outranks a lead-only one as a match
         return False, score
     if s.negation_guard and _negation_differs(a, b):
         return False, _title_similarity(a, b)

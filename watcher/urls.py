@@ -21,7 +21,7 @@ _TRACKING = frozenset(
     {
         "fbclid", "gclid", "gclsrc", "dclid", "gbraid", "wbraid", "msclkid", "yclid", "twclid", "ttclid",
         "igshid", "igsh", "mc_cid", "mc_eid", "_ga", "_gl", "_hsenc", "_hsmi", "mkt_tok", "spm", "scm",
-        "cmpid", "cmp", "ito", "icid", "ocid", "ref", "ref_src", "ref_url", "referrer", "src", "smid",
+        "cmpid", "cmp", "ito", "icid", "ocid", "ref", "ref_src", "ref_url", "referrer", "smid",
         "xtor", "s_cid", "sr_share", "vero_id", "oly_enc_id", "oly_anon_id", "rb_clickid", "wt.mc_id",
         "fb_action_ids", "fb_action_types", "fb_ref", "fb_source", "action_object_map",
         "action_type_map", "action_ref_map", "__twitter_impression", "guccounter", "ns_mchannel",

@@ -127,13 +127,21 @@ def best_match(
     since: datetime,
     limit: int = 50,
 ) -> tuple[int, int, float] | None:
-    """The stored near-duplicate with the highest score, as (item_id, story_id, score), or None."""
+    """The stored near-duplicate with the strongest evidence, as (item_id, story_id, score), or None.
+
+    A match on two full bodies outranks a headline-only match whatever the scores: the title rule scores
+    1.0 for an identical headline, and letting that win would pull a full copy into a headline-only
+    item's story and away from the full copies it agrees with (seen on the labelled set streamed in
+    random order).
+    """
     s = settings or NearDupSettings()
     best: tuple[int, int, float] | None = None
+    best_rank: tuple[bool, float] = (False, -1.0)
     for item_id, story_id, other in candidates(conn, fp, since=since, limit=limit):
         dup, score = is_near_duplicate(fp, other, s)
-        if dup and (best is None or score > best[2]):
-            best = (item_id, story_id, score)
+        rank = (not fp.short and not other.short, score)
+        if dup and rank > best_rank:
+            best, best_rank = (item_id, story_id, score), rank
     return best
 
 
