@@ -171,7 +171,10 @@ class HttpSink:
         self._slack: set[str] = set()
         self._received: list[Received] = []
         self._server = _Server(self)
-        self._thread = threading.Thread(target=self._server.serve_forever, name="httpsink", daemon=True)
+        # A short poll interval: shutdown() waits for the loop to notice, and tests tear down often.
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, args=(0.02,), name="httpsink", daemon=True
+        )
 
     def __enter__(self) -> HttpSink:
         self._thread.start()
