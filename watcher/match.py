@@ -16,6 +16,7 @@ Semantics not spelled out by the query grammar (watcher/query.py):
 from __future__ import annotations
 
 import bisect
+import itertools
 import operator
 import re
 from collections.abc import Callable, Iterator, Sequence
@@ -24,7 +25,7 @@ from functools import lru_cache
 
 from watcher.models import MARK_CLOSE, MARK_OPEN, Match
 from watcher.query import Near, Node, Not, Or, Query, Scope, Term, Word
-from watcher.text import Token, is_glue, tokenize, tokens
+from watcher.text import Token, is_glue, iter_tokenize, tokens, vocabulary
 
 SNIPPET_CHARS = 200
 _SNIPPET_LEAD = 60  # characters of context kept before the first match
@@ -36,18 +37,32 @@ Pred = Callable[["Document"], bool]
 
 
 class Field:
-    """One field of a prepared item. Everything past ``tokens``/``vocab`` is computed on first use."""
+    """One field of a prepared item. Everything here is computed on first use: most documents are
+    rejected by the document-wide vocabulary alone."""
 
-    __slots__ = ("_offsets", "_positions", "_sorted", "name", "source", "tokens", "vocab")
+    __slots__ = ("_offsets", "_pending", "_positions", "_sorted", "_tokens", "_vocab", "name", "source")
 
     def __init__(self, name: str, source: str) -> None:
         self.name = name
         self.source = source
-        self.tokens = tokens(source)
-        self.vocab = frozenset(self.tokens)
+        self._tokens: list[str] | None = None
+        self._vocab: frozenset[str] | None = None
         self._positions: dict[str, list[int]] | None = None
         self._sorted: list[str] | None = None
-        self._offsets: list[Token] | None = None
+        self._offsets: list[Token] = []
+        self._pending: Iterator[Token] | None = None
+
+    @property
+    def tokens(self) -> list[str]:
+        if self._tokens is None:
+            self._tokens = tokens(self.source)
+        return self._tokens
+
+    @property
+    def vocab(self) -> frozenset[str]:
+        if self._vocab is None:
+            self._vocab = frozenset(self.tokens)
+        return self._vocab
 
     def positions(self, word: Word) -> list[int]:
         """Ascending token indices where ``word`` occurs."""
@@ -64,35 +79,42 @@ class Field:
     def with_prefix(self, prefix: str) -> list[str]:
         if self._sorted is None:
             self._sorted = sorted(self.vocab)
-        lo = bisect.bisect_left(self._sorted, prefix)
-        hi = lo
-        while hi < len(self._sorted) and self._sorted[hi].startswith(prefix):
-            hi += 1
-        return self._sorted[lo:hi]
+        return _with_prefix(self._sorted, prefix)
 
     def has(self, word: Word) -> bool:
         return bool(self.with_prefix(word.text)) if word.prefix else word.text in self.vocab
 
-    def offsets(self) -> list[Token]:
-        if self._offsets is None:
-            self._offsets = tokenize(self.source)
-        return self._offsets
+    def offset(self, i: int) -> Token:
+        """Token ``i`` with its offsets, tokenizing with offsets only as far as needed."""
+        offs = self._offsets
+        if i >= len(offs):
+            if self._pending is None:
+                self._pending = iter_tokenize(self.source)
+            offs.extend(itertools.islice(self._pending, i + 1 - len(offs)))
+        return offs[i]
 
     def glued(self, i: int) -> bool:
         """Whether tokens i and i+1 are written as one code (nothing or one hyphen/space between)."""
-        offs = self.offsets()
-        return is_glue(self.source[offs[i].end : offs[i + 1].start])
+        return is_glue(self.source[self.offset(i).end : self.offset(i + 1).start])
+
+
+def _with_prefix(ordered: list[str], prefix: str) -> list[str]:
+    lo = hi = bisect.bisect_left(ordered, prefix)
+    while hi < len(ordered) and ordered[hi].startswith(prefix):
+        hi += 1
+    return ordered[lo:hi]
 
 
 class Document:
     """An item prepared once for matching against any number of queries."""
 
-    __slots__ = ("text", "title", "vocab")
+    __slots__ = ("_sorted", "text", "title", "vocab")
 
     def __init__(self, title: str, text: str) -> None:
         self.title = Field("title", title)
         self.text = Field("text", text)
-        self.vocab = self.title.vocab | self.text.vocab
+        self.vocab = vocabulary(title, text)
+        self._sorted: list[str] | None = None
 
     def fields(self, scope: Scope) -> tuple[Field, ...]:
         if scope is Scope.TITLE:
@@ -100,6 +122,13 @@ class Document:
         if scope is Scope.TEXT:
             return (self.text,)
         return (self.title, self.text)
+
+    def has_prefix(self, prefix: str) -> bool:
+        """Some token of either field starts with ``prefix``."""
+        if self._sorted is None:
+            self._sorted = sorted(self.vocab)
+        i = bisect.bisect_left(self._sorted, prefix)
+        return i < len(self._sorted) and self._sorted[i].startswith(prefix)
 
 
 def prepare(title: str, text: str) -> Document:
@@ -141,6 +170,8 @@ def _term_pred(term: Term) -> Pred:
         if term.scope is Scope.TITLE:
             return lambda d: word in d.title.vocab
         return lambda d: word in d.text.vocab
+    if only is not None and term.scope is Scope.ANY:
+        return lambda d: d.has_prefix(only.text)
     if only is not None:
         return lambda d: any(f.has(only) for f in d.fields(term.scope))
     return lambda d: any(term_spans(term, f) for f in d.fields(term.scope))
@@ -305,19 +336,27 @@ def _leaves(node: Node, negated: bool = False) -> Iterator[tuple[Term, bool]]:
             yield from _leaves(c, negated)
 
 
-def _hits(query: Query, doc: Document) -> list[TermHit]:
-    hits: list[TermHit] = []
+Occurrence = tuple[Term, bool, Field, list[Span]]  # term, under NOT?, field, where
+
+
+def _may_occur(term: Term, doc: Document) -> bool:
+    """A cheap necessary condition, to skip computing positions for absent terms."""
+    return any(
+        all(doc.has_prefix(w.text) if w.prefix else w.text in doc.vocab for w in variant)
+        for variant in term.variants
+    )
+
+
+def _occurrences(query: Query, doc: Document) -> list[Occurrence]:
+    found: list[Occurrence] = []
     for term, negated in dict.fromkeys(_leaves(query.root)):
+        if not _may_occur(term, doc):
+            continue
         for field in doc.fields(term.scope):
             spans = term_spans(term, field)
-            if not spans:
-                continue
-            offs = field.offsets()
-            for first, last in spans:
-                start, end = offs[first].start, offs[last].end
-                text = field.source[start:end]
-                hits.append(TermHit(term.source, field.name, first, last, start, end, text, negated))
-    return hits
+            if spans:
+                found.append((term, negated, field, spans))
+    return found
 
 
 def snippet(source: str, ranges: Sequence[tuple[int, int]], width: int = SNIPPET_CHARS) -> str:
@@ -354,16 +393,19 @@ def _plain(s: str) -> str:
     return _SPACES.sub(" ", s.translate(_NOT_MARK))
 
 
-def _build_match(hits: list[TermHit], doc: Document) -> Match:
-    positive = [h for h in hits if not h.negated]
-    terms = tuple(dict.fromkeys(h.term for h in positive))
-    in_text = [h for h in positive if h.field == "text"]
+def _build_match(found: list[Occurrence], doc: Document) -> Match:
+    positive = [o for o in found if not o[1]]
+    terms = tuple(dict.fromkeys(term.source for term, _, _, _ in positive))
+    in_text = [o for o in positive if o[2] is doc.text]
     chosen = in_text or positive
     if not chosen:
         field = doc.text if doc.text.source.strip() or not doc.title.source.strip() else doc.title
         return Match(terms=terms, snippet=snippet(field.source, []), field=field.name)
-    field = doc.text if in_text else doc.title
-    ranges = [(h.start, h.end) for h in chosen]
+    field = chosen[0][2]
+    spans = [span for _, _, _, spans in chosen for span in spans]
+    # Offsets only for what can fall in the window: a token takes at least two characters with its space.
+    horizon = min(first for first, _ in spans) + SNIPPET_CHARS // 2
+    ranges = [(field.offset(a).start, field.offset(b).end) for a, b in spans if a <= horizon]
     return Match(terms=terms, snippet=snippet(field.source, ranges), field=field.name)
 
 
@@ -371,17 +413,23 @@ def match(query: Query, doc: Document) -> Match | None:
     """The Match for ``doc`` if ``query`` matches it, else None. Never raises for any text."""
     if not compile_query(query)(doc):
         return None
-    return _build_match(_hits(query, doc), doc)
+    return _build_match(_occurrences(query, doc), doc)
 
 
 def explain(query: Query, doc: Document) -> Explanation:
     matched = compile_query(query)(doc)
-    hits = _hits(query, doc)
-    found = {h.term for h in hits}
+    found = _occurrences(query, doc)
+    hits: list[TermHit] = []
+    for term, negated, field, spans in found:
+        for first, last in spans:
+            start, end = field.offset(first).start, field.offset(last).end
+            text = field.source[start:end]
+            hits.append(TermHit(term.source, field.name, first, last, start, end, text, negated))
+    seen = {h.term for h in hits}
     missing = tuple(
-        dict.fromkeys(t.source for t, neg in _leaves(query.root) if not neg and t.source not in found)
+        dict.fromkeys(t.source for t, neg in _leaves(query.root) if not neg and t.source not in seen)
     )
-    result = _build_match(hits, doc) if matched else None
+    result = _build_match(found, doc) if matched else None
     return Explanation(query, matched, tuple(hits), missing, result)
 
 
@@ -467,5 +515,5 @@ class TopicIndex:
         out: dict[str, Match] = {}
         for i in self.candidates(doc):
             if self._preds[i](doc):
-                out[self._names[i]] = _build_match(_hits(self._queries[i], doc), doc)
+                out[self._names[i]] = _build_match(_occurrences(self._queries[i], doc), doc)
         return out

@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Iterable, Iterator
+from itertools import chain
 from typing import NamedTuple
 
 from anyascii import anyascii
@@ -51,7 +53,9 @@ _CACHE_LIMIT = 200_000  # distinct code points remembered; past this we fold wit
 def _fold_char(ch: str) -> str:
     decomposed = unicodedata.normalize("NFKD", ch)
     bare = "".join(c for c in decomposed if not unicodedata.combining(c))
-    return str(anyascii(bare.translate(_SERBIAN))).lower()
+    folded = str(anyascii(bare.translate(_SERBIAN))).lower()
+    # anyascii drops NEL (U+0085); keeping it a space keeps "split on whitespace" a valid token boundary.
+    return " " if not folded and ch.isspace() else folded
 
 
 class _FoldTable(dict[int, str]):
@@ -99,10 +103,26 @@ def fold(s: str) -> str:
 
 
 def tokens(s: str) -> list[str]:
-    """The folded tokens of ``s`` in order: the hot path, one translate and one split."""
+    """The folded tokens of ``s`` in order: the hot path, run once per item and field.
+
+    Whitespace is always a token boundary (every whitespace character folds to whitespace), so non-ASCII
+    text is split first and each distinct word folded once and cached: news vocabulary repeats, and a
+    dict hit is far cheaper than translating every character again.
+    """
     if s.isascii():
         return s.translate(_ASCII_SPLIT).split()
-    return s.translate(_SPLIT).split()
+    return list(chain.from_iterable(map(_WORD_TOKENS.__getitem__, s.split())))
+
+
+def vocabulary(*texts: str) -> frozenset[str]:
+    """The distinct tokens of all ``texts``: what the matcher's set checks and inverted index need."""
+    return frozenset(chain.from_iterable(_token_stream(s) for s in texts))
+
+
+def _token_stream(s: str) -> Iterable[str]:
+    if s.isascii():
+        return s.translate(_ASCII_SPLIT).split()
+    return chain.from_iterable(map(_WORD_TOKENS.__getitem__, s.split()))
 
 
 def tokenize(s: str) -> list[Token]:
@@ -111,8 +131,23 @@ def tokenize(s: str) -> list[Token]:
     A token that comes from part of a character ("½" gives 1 and 2) gets that character's span; combining
     marks after a token's last letter are included in its span, so highlighting never cuts a letter in two.
     """
+    return list(iter_tokenize(s))
+
+
+def iter_tokenize(s: str) -> Iterator[Token]:
+    """``tokenize`` lazily, for callers that only need offsets of the first few tokens."""
     if s.isascii():
-        return [Token(m.group(), m.start(), m.end()) for m in _TOKEN.finditer(s.lower())]
+        for m in _TOKEN.finditer(s.lower()):
+            yield Token(m.group(), m.start(), m.end())
+        return
+    for m in _WORD.finditer(s):
+        base = m.start()
+        for t, a, b in _WORD_SPANS[m.group()]:
+            yield Token(t, base + a, base + b)
+
+
+def _tokenize_word(s: str) -> list[Token]:
+    """Tokens of a string with offsets, character by character: the uncached slow path."""
     out: list[Token] = []
     for m in _RUN.finditer(s):
         run = m.group()
@@ -129,7 +164,7 @@ def tokenize(s: str) -> list[Token]:
 
 
 def _tokenize_run(s: str, run: str, start: int, end: int, out: list[Token]) -> None:
-    """Slow path for a run holding non-ASCII punctuation or characters that fold to several pieces."""
+    """A run holding non-ASCII punctuation or characters that fold to several pieces."""
     pieces: list[str] = []
     origin: list[int] = []  # origin[k] = index in s of the character that produced folded char k
     for i, ch in enumerate(run):
@@ -142,6 +177,33 @@ def _tokenize_run(s: str, run: str, start: int, end: int, out: list[Token]) -> N
         while b < end and _SPLIT[ord(s[b])] == "":
             b += 1
         out.append(Token(m.group(), a, b))
+
+
+class _WordCache(dict[str, tuple[Token, ...]]):
+    """Whitespace-free word -> its tokens with offsets relative to the word; cleared when full, since the
+    vocabulary of a long-running daemon is unbounded (numbers, URLs, typos)."""
+
+    def __missing__(self, word: str) -> tuple[Token, ...]:
+        value = tuple(_tokenize_word(word))
+        if len(self) >= _WORD_CACHE_LIMIT:
+            self.clear()
+        self[word] = value
+        return value
+
+
+class _WordTokenCache(dict[str, tuple[str, ...]]):
+    def __missing__(self, word: str) -> tuple[str, ...]:
+        value = tuple(word.translate(_SPLIT).split())
+        if len(self) >= _WORD_CACHE_LIMIT:
+            self.clear()
+        self[word] = value
+        return value
+
+
+_WORD = re.compile(r"\S+")
+_WORD_CACHE_LIMIT = 100_000
+_WORD_SPANS = _WordCache()
+_WORD_TOKENS = _WordTokenCache()
 
 
 def is_glue(gap: str) -> bool:
