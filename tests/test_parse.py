@@ -77,6 +77,30 @@ def test_fixture_feed_matches_expected(name: str) -> None:
     assert as_dict(feed) == expected
 
 
+@pytest.mark.parametrize("name", ["rss2.xml", "atom.xml", "rdf.xml"])
+def test_fast_path_and_feedparser_agree_on_fixtures(name: str) -> None:
+    body = (FEEDS / name).read_bytes()
+    fast = parse(body)
+    slow = parse_feed(body, url=URL, headers=XML, now=NOW, fast_path=False)
+    assert slow.parser == "feedparser"
+    assert (fast.title, fast.link, fast.language, fast.items) == (
+        slow.title,
+        slow.link,
+        slow.language,
+        slow.items,
+    )
+
+
+def test_fast_path_declines_what_it_does_not_mirror() -> None:
+    plain = rss("<item><title>a</title><guid>1</guid></item>")
+    assert parse(plain).parser == "fast"
+    assert parse(plain, {"Content-Type": "text/plain"}).parser == "feedparser"  # feedparser's bozo warning
+    media = plain.replace(b"<guid>1</guid>", b"<m:title xmlns:m='http://search.yahoo.com/mrss/'>t</m:title>")
+    assert parse(media).parser == "feedparser"
+    assert parse(plain.replace(b"<guid>", b"<guid xml:lang='fr'>")).parser == "feedparser"
+    assert parse(plain.replace(b"</title>", b"</title><author>a@b.c (A)</author>")).parser == "feedparser"
+
+
 def test_json_feed_is_recognised_without_a_json_content_type() -> None:
     feed = parse((FEEDS / "feed.json").read_bytes(), {"Content-Type": "text/plain"})
     assert feed.parser == "json"

@@ -86,7 +86,9 @@ def absolute_link(link: str | None, base: str | None) -> str | None:
     try:
         own = urlsplit(link)
         if own.scheme and not own.hostname:
-            return None  # "https://" or "javascript:x": urljoin would quietly return the base for some of these
+            return (
+                None  # "https://" or "javascript:x": urljoin would quietly return the base for some of these
+            )
         resolved = urljoin(base, link) if base else link
         parts = urlsplit(resolved)
     except ValueError:  # e.g. an invalid IPv6 literal "http://[::1"
