@@ -12,6 +12,7 @@ into its own emphasis, so a feed cannot forge emphasis or markup.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -188,24 +189,18 @@ def build_digest(
 
 # ------------------------------------------------------------------------------------------ text helpers
 
-# Bidi overrides and isolates can make a title display as something else (the "Trojan Source" trick).
-_INVISIBLE = frozenset((*range(0x202A, 0x202F), *range(0x2066, 0x206A)))
+# C0/C1 controls (except our two markers, \x02 and \x03) and the bidi overrides and isolates that can make a
+# title display as something else (the "Trojan Source" trick).
+_DROP = re.compile("[\x00\x01\x04-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+_SPACES = re.compile(r"\s+")
 
 
 def clean(text: str) -> str:
-    """One line of feed text: control and bidi-override characters dropped, whitespace collapsed.
+    """One line of feed text: whitespace runs collapsed to one space, control characters dropped.
 
     Markers are kept; they are the one control character we put there ourselves.
     """
-    out = []
-    for ch in text:
-        if ch in (MARK_OPEN, MARK_CLOSE):
-            out.append(ch)
-        elif ch.isspace():
-            out.append(" ")
-        elif unicodedata.category(ch) != "Cc" and ord(ch) not in _INVISIBLE:
-            out.append(ch)
-    return " ".join("".join(out).split(" ")).strip() if out else ""
+    return _DROP.sub("", _SPACES.sub(" ", text)).strip()
 
 
 def segments(snippet: str) -> list[tuple[str, bool]]:
@@ -374,6 +369,8 @@ def _cut(text: str, limit: int | None) -> tuple[str, bool]:
 
     Cutting happens between whole source characters, so an entity like `&amp;` is never split.
     """
+    if limit is None or len(text) * 5 <= limit:  # no character escapes to more than 5
+        return text.translate(_MRKDWN), False
     out: list[str] = []
     used = 0
     for ch in text:
