@@ -113,6 +113,9 @@ class FeedRequestHandler(BaseHTTPRequestHandler):
     """One connection's handler; custom route functions receive it and use the helpers below."""
 
     protocol_version = "HTTP/1.1"  # keep-alive and chunked bodies, like real feed servers
+    # Headers and body go out in separate writes; with Nagle on, the body waits for the client's
+    # delayed ACK (~40 ms) and every request looks slow.
+    disable_nagle_algorithm = True
     server: _Server
     route: Route
     body: bytes
