@@ -14,8 +14,9 @@ from hypothesis import strategies as st
 
 from tests.feedserver import FeedServer
 from watcher.errors import ParseError
+from watcher.htmltext import discover_feed
 from watcher.models import MARK_CLOSE, MARK_OPEN, Item, ParsedFeed
-from watcher.parse import discover_feed, parse_feed, rewrite_prolog
+from watcher.parse import parse_feed, rewrite_prolog
 
 FEEDS = Path(__file__).resolve().parent / "data" / "feeds"
 NOW = datetime(2024, 6, 10, tzinfo=UTC)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 from html.parser import HTMLParser
+from urllib.parse import urljoin, urlsplit
 
 # \x0b and \x0c are whitespace in HTML and in Python's str.split(), so they become spaces rather than vanish.
 _CONTROL = re.compile("[\x00-\x08\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
@@ -48,6 +49,10 @@ _CELL = frozenset({"td", "th"})
 # flag, not a depth counter that an unclosed tag could leave stuck.
 _SKIP = frozenset({"script", "style"})
 _FEED_CHUNK = 65_536
+_FEED_LINK_TYPES = frozenset(
+    {"application/rss+xml", "application/atom+xml", "application/rdf+xml", "application/feed+json"}
+)
+_DISCOVERY_BYTES = 512_000
 
 
 def clean(s: str) -> str:
@@ -156,3 +161,38 @@ def plain_text(value: str | None, *, is_html: bool, limit: int, inline: bool = F
     value = clean(value[: limit * 2])
     value = collapse_inline(value) if inline else collapse_block(value)
     return truncate(value, limit)
+
+
+# --- feed discovery (for the "got an HTML page" error) ---
+
+
+class _FeedLinkFinder(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.base: str | None = None
+        self.feeds: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = {k.lower(): (v or "") for k, v in attrs}
+        if tag == "base" and self.base is None and a.get("href"):
+            self.base = a["href"]
+        elif tag == "link" and a.get("href"):
+            rels = a.get("rel", "").lower().split()
+            kind = a.get("type", "").split(";", 1)[0].strip().lower()
+            if "alternate" in rels and kind in _FEED_LINK_TYPES:
+                self.feeds.append(a["href"])
+
+    handle_startendtag = handle_starttag
+
+
+def discover_feed(html: bytes, url: str) -> str | None:
+    """The URL of the first http(s) feed an HTML page advertises with ``<link rel="alternate">``, resolved
+    against ``<base href>`` and ``url``. Callers still vet it (normalise.absolute_link): this is a hint."""
+    finder = _FeedLinkFinder()
+    finder.feed(html[:_DISCOVERY_BYTES].decode("utf-8", "replace"))
+    base = urljoin(url, finder.base) if finder.base else url
+    for href in finder.feeds:
+        link = urljoin(base, href.strip())
+        if urlsplit(link).scheme.lower() in ("http", "https"):
+            return link
+    return None

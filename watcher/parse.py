@@ -13,7 +13,7 @@
    (a quadratic-blowup feed built a 2 GB summary in ~95 s). With no DOCTYPE there is no external entity
    (XXE) either, and expat is told not to load external entities anyway;
 5. an HTML page is an error that names the feed the page advertises, if any;
-6. the fast lxml path (:mod:`watcher.fastparse` style, below) or feedparser builds raw entries: feedparser
+6. the fast lxml path (below; plain RSS 2.0 / Atom 1.0 only) or feedparser builds raw entries: feedparser
    gets bytes (never a URL or ``str``, which it would open), HTML sanitising and URI rewriting off (we want
    plain text and do our own link resolution);
 7. the bozo policy: malformed with entries → warning; malformed without entries or a title → error;
@@ -33,7 +33,6 @@ import time
 import xml.sax
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from html.parser import HTMLParser
 from typing import Any
 
 import feedparser
@@ -42,7 +41,7 @@ from feedparser.encodings import convert_to_utf8
 from lxml import etree
 
 from watcher.errors import ParseError
-from watcher.htmltext import clean
+from watcher.htmltext import clean, discover_feed
 from watcher.models import ParsedFeed
 from watcher.normalise import (
     RawEntry,
@@ -56,14 +55,10 @@ from watcher.normalise import (
 _HTML_TYPES = frozenset({"text/html", "application/xhtml+xml", "html", "xhtml"})
 _HTML_ROOTS = frozenset({"html", "head", "body"})
 _FEED_ROOTS = frozenset({"rss", "feed", "rdf", "channel"})
-_FEED_LINK_TYPES = frozenset(
-    {"application/rss+xml", "application/atom+xml", "application/rdf+xml", "application/feed+json"}
-)
 _DECL_TOKEN = re.compile(rb"""["'\[\]>]|<!--""")
 _NAME = re.compile(rb"[A-Za-z_:][-A-Za-z0-9_:.]*")
 _XML_DECL = b'<?xml version="1.0" encoding="utf-8"?>'
 _XML_DECL_START = re.compile(rb"^(?:\xef\xbb\xbf)?\s*<\?xml[^>]*>")
-_DISCOVERY_BYTES = 512_000
 _REASON_LIMIT = 300
 
 
@@ -304,35 +299,8 @@ def rewrite_prolog(data: bytes) -> tuple[bytes, str | None]:
 # --- HTML pages -------------------------------------------------------------------------------------------
 
 
-class _FeedLinkFinder(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.base: str | None = None
-        self.feeds: list[str] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        a = {k.lower(): (v or "") for k, v in attrs}
-        if tag == "base" and self.base is None and a.get("href"):
-            self.base = a["href"]
-        elif tag == "link" and a.get("href"):
-            rels = a.get("rel", "").lower().split()
-            kind = a.get("type", "").split(";", 1)[0].strip().lower()
-            if "alternate" in rels and kind in _FEED_LINK_TYPES:
-                self.feeds.append(a["href"])
-
-    handle_startendtag = handle_starttag
-
-
-def discover_feed(html: bytes, url: str) -> str | None:
-    """The absolute URL of the first feed an HTML page advertises with ``<link rel="alternate">``."""
-    finder = _FeedLinkFinder()
-    finder.feed(html[:_DISCOVERY_BYTES].decode("utf-8", "replace"))
-    base = absolute_link(finder.base, url) or url
-    return next((link for href in finder.feeds if (link := absolute_link(href, base))), None)
-
-
 def _html_message(html: bytes, url: str) -> str:
-    advertised = discover_feed(html, url)
+    advertised = absolute_link(discover_feed(html, url), url)
     message = "not a feed: got an HTML page"
     return f"{message}; the page advertises a feed at {advertised}" if advertised else message
 
