@@ -66,7 +66,7 @@ class _Handler:
                 mail_from=envelope.mail_from,
                 rcpt_tos=tuple(envelope.rcpt_tos),
                 raw=envelope.original_content or envelope.content,
-                tls=session.ssl is not None,
+                tls=server.transport.get_extra_info("ssl_object") is not None,
                 login=login,
             )
         )
@@ -100,7 +100,7 @@ class SMTPTestServer:
         if not isinstance(data, LoginPassword) or self._logins is None:
             return AuthResult(success=False, handled=False)
         ok = self._logins.get(data.login.decode()) == data.password.decode()
-        return AuthResult(success=ok, handled=False)
+        return AuthResult(success=ok, handled=False, auth_data=data)
 
     def _factory(self) -> SMTP:
         return SMTP(

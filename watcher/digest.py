@@ -300,7 +300,8 @@ def render_text(d: Digest) -> str:
     if d.feed_health:
         lines.append(f"Feeds: {d.healthy_feeds} healthy, {len(d.feed_health)} with problems")
         for f in d.feed_health:
-            lines.append(f"  ! {plain(f.name)} ({safe_link(f.url) or plain(f.url)}): {plain(f.problem)}")
+            where = f" ({link})" if (link := safe_link(f.url)) else ""
+            lines.append(f"  ! {plain(f.name)}{where}: {plain(f.problem)}")
         lines.append("")
     elif not d.is_empty:
         lines.append(f"Feeds: {d.healthy_feeds} healthy")
