@@ -16,7 +16,6 @@ Semantics not spelled out by the query grammar (watcher/query.py):
 from __future__ import annotations
 
 import bisect
-import itertools
 import operator
 import re
 from collections.abc import Callable, Iterator, Sequence
@@ -25,7 +24,7 @@ from functools import lru_cache
 
 from watcher.models import MARK_CLOSE, MARK_OPEN, Match
 from watcher.query import Near, Node, Not, Or, Query, Scope, Term, Word
-from watcher.text import Token, is_glue, iter_tokenize, tokens, vocabulary
+from watcher.text import Token, TokenLocator, is_glue, tokens, vocabulary
 
 SNIPPET_CHARS = 200
 _SNIPPET_LEAD = 60  # characters of context kept before the first match
@@ -40,7 +39,7 @@ class Field:
     """One field of a prepared item. Everything here is computed on first use: most documents are
     rejected by the document-wide vocabulary alone."""
 
-    __slots__ = ("_offsets", "_pending", "_positions", "_sorted", "_tokens", "_vocab", "name", "source")
+    __slots__ = ("_locator", "_positions", "_sorted", "_tokens", "_vocab", "name", "source")
 
     def __init__(self, name: str, source: str) -> None:
         self.name = name
@@ -49,8 +48,7 @@ class Field:
         self._vocab: frozenset[str] | None = None
         self._positions: dict[str, list[int]] | None = None
         self._sorted: list[str] | None = None
-        self._offsets: list[Token] = []
-        self._pending: Iterator[Token] | None = None
+        self._locator: TokenLocator | None = None
 
     @property
     def tokens(self) -> list[str]:
@@ -81,17 +79,11 @@ class Field:
             self._sorted = sorted(self.vocab)
         return _with_prefix(self._sorted, prefix)
 
-    def has(self, word: Word) -> bool:
-        return bool(self.with_prefix(word.text)) if word.prefix else word.text in self.vocab
-
     def offset(self, i: int) -> Token:
-        """Token ``i`` with its offsets, tokenizing with offsets only as far as needed."""
-        offs = self._offsets
-        if i >= len(offs):
-            if self._pending is None:
-                self._pending = iter_tokenize(self.source)
-            offs.extend(itertools.islice(self._pending, i + 1 - len(offs)))
-        return offs[i]
+        """Token ``i`` with its offsets in ``source``."""
+        if self._locator is None:
+            self._locator = TokenLocator(self.source)
+        return self._locator[i]
 
     def glued(self, i: int) -> bool:
         """Whether tokens i and i+1 are written as one code (nothing or one hyphen/space between)."""
@@ -138,19 +130,24 @@ def prepare(title: str, text: str) -> Document:
 # --- leaves --------------------------------------------------------------------------------------------
 
 
-def _variant_spans(field: Field, variant: tuple[Word, ...]) -> list[Span]:
-    if len(variant) == 1:
-        return [(p, p) for p in field.positions(variant[0])] if field.has(variant[0]) else []
-    if not all(field.has(w) for w in variant):
-        return []
-    later = [set(field.positions(w)) for w in variant[1:]]
+def _variant_spans(field: Field, variant: tuple[Word, ...], first_only: bool = False) -> list[Span]:
+    heads = field.positions(variant[0])
+    if len(variant) == 1 or not heads:
+        return [(p, p) for p in heads]
+    later: list[set[int]] = []
+    for w in variant[1:]:
+        ps = field.positions(w)
+        if not ps:
+            return []
+        later.append(set(ps))
+    glued = [k for k in range(1, len(variant)) if variant[k].glued]
     last = len(variant) - 1
     out: list[Span] = []
-    for p in field.positions(variant[0]):
-        if all(p + k + 1 in s for k, s in enumerate(later)) and all(
-            field.glued(p + k - 1) for k in range(1, len(variant)) if variant[k].glued
-        ):
+    for p in heads:
+        if all(p + k + 1 in s for k, s in enumerate(later)) and all(field.glued(p + k - 1) for k in glued):
             out.append((p, p + last))
+            if first_only:
+                break
     return out
 
 
@@ -163,18 +160,31 @@ def term_spans(term: Term, field: Field) -> list[Span]:
 
 def _term_pred(term: Term) -> Pred:
     only = term.variants[0][0] if len(term.variants) == 1 and len(term.variants[0]) == 1 else None
+    scope = term.scope
     if only is not None and not only.prefix:
         word = only.text
-        if term.scope is Scope.ANY:
+        if scope is Scope.ANY:
             return lambda d: word in d.vocab
-        if term.scope is Scope.TITLE:
+        if scope is Scope.TITLE:
             return lambda d: word in d.title.vocab
         return lambda d: word in d.text.vocab
-    if only is not None and term.scope is Scope.ANY:
+    if only is not None and scope is Scope.ANY:
         return lambda d: d.has_prefix(only.text)
-    if only is not None:
-        return lambda d: any(f.has(only) for f in d.fields(term.scope))
-    return lambda d: any(term_spans(term, f) for f in d.fields(term.scope))
+    # Phrases, codes and scoped prefixes: a document-wide vocabulary check first, positions only if it passes.
+    checks = [
+        (frozenset(w.text for w in v if not w.prefix), tuple(w.text for w in v if w.prefix), v)
+        for v in term.variants
+    ]
+
+    def pred(d: Document) -> bool:
+        for exact, prefixes, variant in checks:
+            if exact <= d.vocab and all(d.has_prefix(p) for p in prefixes):
+                for f in d.fields(scope):
+                    if _variant_spans(f, variant, first_only=True):
+                        return True
+        return False
+
+    return pred
 
 
 def _is_plain_word(node: Node) -> str | None:
@@ -402,10 +412,15 @@ def _build_match(found: list[Occurrence], doc: Document) -> Match:
         field = doc.text if doc.text.source.strip() or not doc.title.source.strip() else doc.title
         return Match(terms=terms, snippet=snippet(field.source, []), field=field.name)
     field = chosen[0][2]
-    spans = [span for _, _, _, spans in chosen for span in spans]
-    # Offsets only for what can fall in the window: a token takes at least two characters with its space.
-    horizon = min(first for first, _ in spans) + SNIPPET_CHARS // 2
-    ranges = [(field.offset(a).start, field.offset(b).end) for a, b in spans if a <= horizon]
+    spans = sorted(span for _, _, _, spans in chosen for span in spans)
+    # Offsets only for spans that can fall in the window, found in order until one starts past it.
+    limit = field.offset(spans[0][0]).start + SNIPPET_CHARS
+    ranges: list[tuple[int, int]] = []
+    for a, b in spans:
+        start = field.offset(a).start
+        if start >= limit:
+            break
+        ranges.append((start, field.offset(b).end))
     return Match(terms=terms, snippet=snippet(field.source, ranges), field=field.name)
 
 

@@ -22,10 +22,11 @@ word search such as ``Covid`` still finds "Covid-19".
 
 from __future__ import annotations
 
+import bisect
 import re
 import unicodedata
 from collections.abc import Iterable, Iterator
-from itertools import chain
+from itertools import accumulate, chain, islice
 from typing import NamedTuple
 
 from anyascii import anyascii
@@ -144,6 +145,32 @@ def iter_tokenize(s: str) -> Iterator[Token]:
         base = m.start()
         for t, a, b in _WORD_SPANS[m.group()]:
             yield Token(t, base + a, base + b)
+
+
+class TokenLocator:
+    """Offsets of the tokens of one string, found on demand: ``locator[i]`` is ``tokenize(s)[i]``.
+
+    A snippet needs the offsets of a handful of tokens, often deep in a long body. Counting tokens per
+    whitespace-separated word (cached) and skipping words inside the regex engine avoids building a Token
+    for every word before them.
+    """
+
+    __slots__ = ("_ends", "source")
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self._ends: list[int] | None = None  # _ends[j] = tokens in words 0..j
+
+    def __getitem__(self, i: int) -> Token:
+        if self._ends is None:
+            counts = map(len, map(_WORD_SPANS.__getitem__, self.source.split()))
+            self._ends = list(accumulate(counts))
+        if i < 0 or not self._ends or i >= self._ends[-1]:
+            raise IndexError(i)
+        j = bisect.bisect_right(self._ends, i)
+        m = next(islice(_WORD.finditer(self.source), j, None))
+        t, a, b = _WORD_SPANS[m.group()][i - (self._ends[j - 1] if j else 0)]
+        return Token(t, m.start() + a, m.start() + b)
 
 
 def _tokenize_word(s: str) -> list[Token]:

@@ -1,0 +1,191 @@
+"""Throughput of topic matching: prepare() alone, then prepare() + TopicIndex.match() for 10/100/1,000 topics.
+
+Items are synthetic but shaped like a Serbian/English news mix: a third each English, Serbian Latin and
+Serbian Cyrillic; titles of 6-12 words and bodies of 50-150 words; Zipf-distributed common words; a large
+pool of person/place names (some famous and frequent, most rare); domain nouns with inflections; weapon-style
+codes written as FK-3, FK 3 or FK3. Topics mix the shapes analysts write: ORs of names in several scripts,
+wildcards, phrases, codes, aliases, NEAR and NOT.
+
+    python bench/bench_match.py                 # 100,000 items
+    python bench/bench_match.py --items 20000   # quicker
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import random
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from watcher.match import TopicIndex, prepare  # noqa: E402
+from watcher.query import Query, parse_query  # noqa: E402
+
+ENGLISH = """the of and to in a is that for on was with he it as by at from his an were are which this be has
+had not but have its after they who been their one new also more two first year said will would than other
+people over into most some when only government minister president state country could about there city
+officials week time last told police news report between while since during under three before against
+security military public support national foreign international economic talks meeting visit agreement
+deal plan project company market energy price prices growth workers union election party opposition
+parliament court law decision region border capital leaders statement press according sources spokesman
+monday tuesday wednesday thursday friday saturday sunday today yesterday morning evening""".split()
+SERBIAN = """je i u da se na za su od sa što kao iz to ne biti bio bila koji koja koje ali ili godine posle
+pre tokom protiv između danas juče sutra predsednik vlada ministar država grad zemlja ljudi rekao rekla
+izjavio saopštio prema izvorima sastanak poseta sporazum projekat kompanija tržište cene rast radnici
+izbori stranka opozicija skupština sud zakon odluka region granica glavni lideri saradnja bezbednost
+vojska javnost podrška nacionalni strani međunarodni ekonomski razgovori ponedeljak utorak sreda četvrtak
+petak subota nedelja jutro veče novi nova novo dva tri prvi godina rok vest izveštaj policija grada""".split()
+DOMAIN = """drone drones dronovi dronove missile missiles rakete raketa raketni sistem sistema system air
+defence odbrana protivvazdušna battery batteries launcher lanseri radar radari investment investicije
+loan kredit railway pruga highway autoput factory fabrika mine rudnik lithium litijum copper bakar steel
+čelik bank banka embassy ambasada sanction sanctions sankcije vaccine vakcina army vojna exercise vežba
+purchase nabavka delivery isporuka contract ugovor""".split()
+SPORT = "football fudbal match utakmica goal gol league liga coach trener".split()
+SYLLABLES = """vu či ć al ek san dar mi lo še vić ra do jo van ni ko la đo ki na be o grad no vi sad pe
+tar mar ko ja sna sto ja no vić dra gan bra ni sla va ze mun ša bac le sko vac kra gu je vac xi jin ping
+li wen hu ang zhou bei jing shang hai wu han""".split()
+LETTERS = "FK HQ CH WJ GJ TB KJ LY Su MiG Mi BTR M J S".split()
+
+_CYR = [("dž", "џ"), ("lj", "љ"), ("nj", "њ"), ("đ", "ђ"), *zip("abvgdežzijklmnoprstćufhcčš", "абвгдежзијклмнопрстћуфхцчш", strict=True)]  # fmt: skip
+
+
+def cyrillic(word: str) -> str:
+    out, i, lower = [], 0, word.lower()
+    while i < len(lower):
+        for latin, cyr in _CYR:
+            if lower.startswith(latin, i):
+                out.append(cyr)
+                i += len(latin)
+                break
+        else:
+            out.append(lower[i])
+            i += 1
+    s = "".join(out)
+    return s[:1].upper() + s[1:] if word[:1].isupper() else s
+
+
+def zipf_weights(n: int, s: float = 1.05) -> list[float]:
+    return list(itertools.accumulate(1.0 / (k**s) for k in range(1, n + 1)))
+
+
+class Corpus:
+    def __init__(self, rng: random.Random) -> None:
+        self.rng = rng
+        self.names = sorted(
+            {"".join(rng.choices(SYLLABLES, k=rng.randint(2, 4))).capitalize() for _ in range(8000)}
+        )
+        rng.shuffle(self.names)
+        self.codes = sorted({f"{rng.choice(LETTERS)}-{rng.randint(1, 99)}" for _ in range(300)})
+        self.name_w = zipf_weights(len(self.names), 0.9)
+        self.common = {"en": ENGLISH, "sr": SERBIAN}
+        self.common_w = {k: zipf_weights(len(v)) for k, v in self.common.items()}
+
+    def words(self, lang: str, n: int) -> list[str]:
+        rng = self.rng
+        base = rng.choices(self.common[lang], cum_weights=self.common_w[lang], k=n)
+        for i in range(n):
+            r = rng.random()
+            if r < 0.07:
+                base[i] = rng.choices(self.names, cum_weights=self.name_w)[0]
+            elif r < 0.11:
+                base[i] = rng.choice(DOMAIN)
+            elif r < 0.115:
+                base[i] = self.code(rng.choice(self.codes))
+            elif r < 0.12:
+                base[i] = rng.choice(SPORT)
+            elif r < 0.20:
+                base[i] += rng.choice([",", ".", ":", "'s" if lang == "en" else ","])
+        return base
+
+    def code(self, code: str) -> str:
+        style = self.rng.random()
+        return code if style < 0.6 else code.replace("-", " ") if style < 0.8 else code.replace("-", "")
+
+    def item(self) -> tuple[str, str]:
+        rng = self.rng
+        lang = rng.choice(["en", "sr", "sr-cyr"])
+        common = "en" if lang == "en" else "sr"
+        title = " ".join(self.words(common, rng.randint(6, 12)))
+        body = " ".join(self.words(common, rng.randint(50, 150)))
+        if lang == "sr-cyr":
+            title = " ".join(cyrillic(w) if not w[:1].isdigit() else w for w in title.split(" "))
+            body = " ".join(cyrillic(w) if not w[:1].isdigit() else w for w in body.split(" "))
+        return title.capitalize(), body.capitalize() + "."
+
+    def name(self, famous: bool = False) -> str:
+        if famous:
+            return self.rng.choice(self.names[:200])
+        return self.rng.choice(self.names[200:])
+
+    def topic(self, aliases: dict[str, list[str]]) -> str:
+        rng = self.rng
+        n1, n2, n3 = (self.name(rng.random() < 0.3) for _ in range(3))
+        d1, d2 = rng.sample(DOMAIN, 2)
+        code = rng.choice(self.codes)
+        shape = rng.randrange(6)
+        if shape == 0:
+            return f"({n1} OR {cyrillic(n1)} OR {n2}) AND ({d1[:5]}* OR {d2} OR \"{code}\")"
+        if shape == 1:
+            return f'"{n1} {n2}" NEAR/5 ({d1[:4]}* OR {d2})'
+        if shape == 2:
+            return f"{n1} {d1[:5]}* NOT ({rng.choice(SPORT)} OR {rng.choice(SPORT)})"
+        if shape == 3:
+            return f"title:{n1} OR ({n2} AND {code})"
+        if shape == 4:
+            alias = f"a{len(aliases)}"
+            aliases[alias] = [code, code.replace("-", ""), f'"{n3} {code.split("-")[1]}"']
+            return f"({n1} OR {cyrillic(n2)}) AND (@{alias} OR {d1})"
+        return f"{n1} NEAR/3 {n2} NOT title:{rng.choice(SPORT)}"
+
+
+def rate(n: int, seconds: float) -> str:
+    return f"{n / seconds:>10,.0f} items/s"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--items", type=int, default=100_000)
+    ap.add_argument("--topics", default="10,100,1000", help="comma-separated topic counts")
+    ap.add_argument("--seed", type=int, default=7)
+    args = ap.parse_args()
+
+    rng = random.Random(args.seed)
+    corpus = Corpus(rng)
+    t0 = time.perf_counter()
+    items = [corpus.item() for _ in range(args.items)]
+    words = sum(len(t.split()) + len(x.split()) for t, x in items)
+    print(f"generated {len(items):,} items ({words / len(items):.0f} words each) in {time.perf_counter() - t0:.1f}s")
+
+    t0 = time.perf_counter()
+    for title, text in items:  # each document dropped at once, as the pipeline does
+        prepare(title, text)
+    print(f"prepare only:            {rate(len(items), time.perf_counter() - t0)}")
+
+    for count in (int(c) for c in args.topics.split(",")):
+        aliases: dict[str, list[str]] = {}
+        sources = [corpus.topic(aliases) for _ in range(count)]
+        t0 = time.perf_counter()
+        topics: list[tuple[str, Query]] = [(f"t{i}", parse_query(s, aliases)) for i, s in enumerate(sources)]
+        index = TopicIndex(topics)
+        build = time.perf_counter() - t0
+        hits = matched_items = candidates = 0
+        t0 = time.perf_counter()
+        for title, text in items:
+            found = index.match(prepare(title, text))
+            hits += len(found)
+            matched_items += bool(found)
+        elapsed = time.perf_counter() - t0
+        sample = [prepare(t, x) for t, x in items[:2000]]
+        candidates = sum(len(index.candidates(d)) for d in sample)
+        print(
+            f"{count:>5} topics: prepare+match {rate(len(items), elapsed)}"
+            f"  (parse+index {build * 1000:.0f} ms, {candidates / len(sample):.1f} candidates/item,"
+            f" {matched_items / len(items):.1%} items matched, {hits:,} hits)"
+        )
+
+
+if __name__ == "__main__":
+    main()
