@@ -198,6 +198,7 @@ class Daemon:
                         max_instances=1, misfire_grace_time=3600,
                     )  # fmt: skip
                 scheduler.start()
+                self._digest_wanted.set()  # deliveries left pending by a previous run go out now
                 self._spawn(self._immediate_digests(rt))
                 with store.transaction():
                     store.set_state("daemon_started", ts(datetime.now(UTC)) or "")
