@@ -290,3 +290,10 @@ def test_format_is_stable() -> None:
 
 
 GOLDEN = "5329f62d9b3f1825"
+
+
+def test_huge_bodies_are_cut_to_a_bounded_prefix() -> None:
+    huge = "the wire story goes on and on " * 100_000
+    f = fingerprint("Endless", huge)
+    assert 0 < f.body_tokens < 10_000
+    assert f == fingerprint("Endless", huge[:200_000])
