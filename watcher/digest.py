@@ -319,6 +319,7 @@ _ENV = Environment(
     lstrip_blocks=True,
     keep_trailing_newline=True,
 )
+_ENV.filters.update(plain=plain, link=safe_link, snippet=lambda text: _snippet_html(text))
 
 
 def _snippet_html(snippet: str) -> Markup:
@@ -328,33 +329,15 @@ def _snippet_html(snippet: str) -> Markup:
 
 
 def render_html(d: Digest) -> str:
-    """The HTML e-mail part. Feed text reaches the template as plain strings, so autoescape covers it."""
+    """The HTML e-mail part. Feed text reaches the template through the `plain` and `link` filters as
+    plain strings, so autoescape covers it; only `snippet` returns Markup, built from escaped pieces."""
     zone = ZoneInfo(d.timezone)
-    stories = [
-        {
-            "title": plain(s.title) or "(untitled)",
-            "url": safe_link(s.url),
-            "outlet": plain(s.outlet),
-            "when": _local(s.when, zone),
-            "outlets": s.outlets,
-            "first_outlet": plain(s.first_outlet) if s.first_outlet != s.outlet else None,
-            "snippet": _snippet_html(s.snippet),
-            "also": [{"feed": plain(a.feed), "url": safe_link(a.url)} for a in s.also],
-        }
-        for s in d.stories
-    ]
-    health = [
-        {"name": plain(f.name), "url": safe_link(f.url), "problem": plain(f.problem)} for f in d.feed_health
-    ]
     return _ENV.get_template("digest.html").render(
-        topic=plain(d.topic),
+        d=d,
         subject=email_subject(d),
         headline=_heartbeat_line(d) if d.is_empty else _stories_word(d.count),
         generated=_local(d.generated_at, zone, year=True),
-        timezone=d.timezone,
-        stories=stories,
-        health=health,
-        healthy_feeds=d.healthy_feeds,
+        local=lambda dt: _local(dt, zone),
     )
 
 
@@ -465,13 +448,6 @@ def _health_section(d: Digest) -> dict[str, Any]:
     return {"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines)}}
 
 
-def _block_chars(block: dict[str, Any]) -> int:
-    text = block.get("text")
-    if isinstance(text, dict):
-        return len(str(text.get("text", "")))
-    return sum(len(str(e.get("text", ""))) for e in block.get("elements", ()))
-
-
 def slack_payloads(d: Digest) -> list[dict[str, Any]]:
     """Incoming-webhook payloads for ``d``: one message, or several when Block Kit limits demand it.
 
@@ -496,7 +472,7 @@ def slack_payloads(d: Digest) -> list[dict[str, Any]]:
     used = 0
     room = SLACK_MAX_BLOCKS - 2  # header + context in every message
     for block in body:
-        size = _block_chars(block)
+        size = len(block["text"]["text"])  # every body block is a section
         if groups[-1] and (len(groups[-1]) >= room or used + size > SLACK_MESSAGE_CHARS):
             groups.append([])
             used = 0

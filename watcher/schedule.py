@@ -26,7 +26,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from apscheduler.triggers.cron import CronTrigger  # noqa: TID251
+from apscheduler.triggers.cron import CronTrigger
 
 ScheduleKind = Literal["immediate", "hourly", "daily", "weekly", "cron"]
 
