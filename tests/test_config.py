@@ -54,8 +54,11 @@ def test_minimal_config_defaults(write_config: WriteConfig) -> None:
 
 
 def test_per_feed_overrides(write_config: WriteConfig) -> None:
-    text = MINIMAL.replace('tags = ["balkans"]', 'tags = ["balkans"]\nfetch_timeout = "5s"\nmax_feed_size = "1MB"\n'
-                           'max_redirects = 2\nmax_items = 10\nallow_private_addresses = true\ninterval = "2m"')
+    text = MINIMAL.replace(
+        'tags = ["balkans"]',
+        'tags = ["balkans"]\nfetch_timeout = "5s"\nmax_feed_size = "1MB"\n'
+        'max_redirects = 2\nmax_items = 10\nallow_private_addresses = true\ninterval = "2m"',
+    )
     cfg = load_config(write_config(text), environ={})
     feed = cfg.feeds[0]
     s = cfg.fetch_settings(feed)
@@ -141,6 +144,8 @@ def test_cli_check_ok_and_failure(write_config: WriteConfig) -> None:
     ok = runner.invoke(main, ["--config", str(write_config(MINIMAL)), "check"])
     assert ok.exit_code == 0, ok.output
     assert "topics: 1" in ok.output
-    bad = runner.invoke(main, ["--config", str(write_config(MINIMAL.replace("drone*'", "drone* AND'"))), "check"])
+    bad = runner.invoke(
+        main, ["--config", str(write_config(MINIMAL.replace("drone*'", "drone* AND'"))), "check"]
+    )
     assert bad.exit_code == 2
     assert "topics[0].query" in bad.output

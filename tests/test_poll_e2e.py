@@ -32,12 +32,28 @@ def write_config(tmp_path: Path, srv: FeedServer, paths: list[str], query: str) 
 
 @pytest.fixture
 def four_feeds(feed_server: FeedServer, tmp_path: Path) -> Path:
-    feed_server.serve("/rss", rss([entry(1, "Serbia buys Chinese drones", "CH-92A drones for Belgrade"),
-                                   entry(2, "Football results", "Partizan won")]))
-    feed_server.serve("/atom", atom([entry(3, "Vučić: kineski dronovi stižu", "Srbija nabavlja dronove"),
-                                     entry(4, "Weather", "Sunny")]), "application/atom+xml")
-    feed_server.serve("/rdf", rdf([entry(5, "Србија купује дронове", "Вучић о дроновима из Кине")]),
-                      "application/rdf+xml")
+    feed_server.serve(
+        "/rss",
+        rss(
+            [
+                entry(1, "Serbia buys Chinese drones", "CH-92A drones for Belgrade"),
+                entry(2, "Football results", "Partizan won"),
+            ]
+        ),
+    )
+    feed_server.serve(
+        "/atom",
+        atom(
+            [
+                entry(3, "Vučić: kineski dronovi stižu", "Srbija nabavlja dronove"),
+                entry(4, "Weather", "Sunny"),
+            ]
+        ),
+        "application/atom+xml",
+    )
+    feed_server.serve(
+        "/rdf", rdf([entry(5, "Србија купује дронове", "Вучић о дроновима из Кине")]), "application/rdf+xml"
+    )
     feed_server.serve("/json", json_feed([entry(6, "Markets", "Stocks <b>fell</b>"),
                                           entry(7, "Serbia shows drones", "A parade of drones in Serbia")]),
                       "application/feed+json")  # fmt: skip
@@ -77,7 +93,13 @@ def test_poll_stores_hits_then_conditional_requests_add_nothing(
                                    entry(2, "Football results", "Partizan won")]))  # fmt: skip
     out = cli(four_feeds, "poll").output
     assert "1 new items, 1 new hits" in out
-    assert sorted(h["guid"] for h in json_lines(four_feeds, "hits")) == ["https://news.example/5", "id-1", "id-3", "id-7", "id-8"]
+    assert sorted(h["guid"] for h in json_lines(four_feeds, "hits")) == [
+        "https://news.example/5",
+        "id-1",
+        "id-3",
+        "id-7",
+        "id-8",
+    ]
 
 
 def test_broken_feeds_are_reported_and_others_stored(feed_server: FeedServer, tmp_path: Path) -> None:
@@ -98,7 +120,9 @@ def test_broken_feeds_are_reported_and_others_stored(feed_server: FeedServer, tm
 
 
 def test_first_poll_flood_guard_marks_old_items_backlog(feed_server: FeedServer, tmp_path: Path) -> None:
-    feed_server.serve("/f", rss([entry(1, "Serbia today", "x"), entry(2, "Serbia last week", "x", age=timedelta(days=7))]))
+    feed_server.serve(
+        "/f", rss([entry(1, "Serbia today", "x"), entry(2, "Serbia last week", "x", age=timedelta(days=7))])
+    )
     cfg = write_config(tmp_path, feed_server, ["/f"], "Serbia")
     cli(cfg, "poll")
     hits = {h["guid"]: h for h in json_lines(cfg, "hits")}

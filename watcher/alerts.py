@@ -112,14 +112,24 @@ async def deliver(
                 feed_health=health[0], healthy_feeds=health[1],
             )  # fmt: skip
             if dry_run:
-                reports.append(DigestReport(t.name, ch_name, digest.count, len(hits), True, None, render(ch, digest)))
+                reports.append(
+                    DigestReport(t.name, ch_name, digest.count, len(hits), True, None, render(ch, digest))
+                )
                 continue
-            reports.append(await _send(store, ch_name, ch, digest, due, now, config.watcher.delivery_attempts))
+            reports.append(
+                await _send(store, ch_name, ch, digest, due, now, config.watcher.delivery_attempts)
+            )
     return reports
 
 
 async def _send(
-    store: Store, name: str, ch: AnyChannel, digest: Digest, due: list[Delivery], now: datetime, max_attempts: int
+    store: Store,
+    name: str,
+    ch: AnyChannel,
+    digest: Digest,
+    due: list[Delivery],
+    now: datetime,
+    max_attempts: int,
 ) -> DigestReport:
     ids = [d.id for d in due]
     try:

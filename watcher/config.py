@@ -63,7 +63,9 @@ class WatcherSection(_Strict):
     unconditional_every: Duration = 6 * 3600.0  # defeat servers whose validators lie
     max_backoff: Duration = 86400.0
     dedup_window: Duration = 14 * 86400.0
-    delivery_attempts: int = Field(8, ge=1, le=100)  # failed sends of one digest before it is parked as failed
+    delivery_attempts: int = Field(
+        8, ge=1, le=100
+    )  # failed sends of one digest before it is parked as failed
     user_agent: str = USER_AGENT
     log_level: str = "INFO"
 
@@ -229,7 +231,9 @@ def expand_env(value: Any, key_path: str, path: str, environ: Mapping[str, str])
 
         return _ENV_REF.sub(sub, value)
     if isinstance(value, dict):
-        return {k: expand_env(v, f"{key_path}.{k}" if key_path else k, path, environ) for k, v in value.items()}
+        return {
+            k: expand_env(v, f"{key_path}.{k}" if key_path else k, path, environ) for k, v in value.items()
+        }
     if isinstance(value, list):
         return [expand_env(v, f"{key_path}[{i}]", path, environ) for i, v in enumerate(value)]
     return value
@@ -280,8 +284,13 @@ def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> C
             shown = f" (got {value!r})" if value is not None and not isinstance(value, dict | list) else ""
             problems.append(f"{_key_path(loc) or '(top level)'}: {msg}{shown}")
         first_loc = _key_path(tuple(e.errors()[0]["loc"]))
-        raise ConfigError(str(p), first_loc, "\n  ".join(problems) if len(problems) == 1 else
-                          "invalid configuration:\n  " + "\n  ".join(problems)) from None
+        raise ConfigError(
+            str(p),
+            first_loc,
+            "\n  ".join(problems)
+            if len(problems) == 1
+            else "invalid configuration:\n  " + "\n  ".join(problems),
+        ) from None
     return _cross_check(p, file)
 
 

@@ -29,8 +29,9 @@ def problem(state: FeedState, usual_gap: float | None, now: datetime) -> str | N
     if state.status == FeedStatus.GONE:
         return state.last_error or "gone (HTTP 410)"
     if state.status == FeedStatus.ERROR and state.failures >= FAILING_AFTER:
-        return f"failing ({state.failures} times in a row, last success {_ago(now, state.last_success)}): " + (
-            state.last_error or "error"
+        return (
+            f"failing ({state.failures} times in a row, last success {_ago(now, state.last_success)}): "
+            + (state.last_error or "error")
         )
     if usual_gap and state.last_new_item is not None:
         silence = (now - state.last_new_item).total_seconds()
@@ -47,5 +48,7 @@ def feed_health(
     for s in states:
         p = problem(s, gaps.get(s.url), now)
         if p is not None:
-            problems.append(FeedHealth(name=names.get(s.url) or s.name or s.title or s.url, url=s.url, problem=p))
+            problems.append(
+                FeedHealth(name=names.get(s.url) or s.name or s.title or s.url, url=s.url, problem=p)
+            )
     return problems, len(states) - len(problems)

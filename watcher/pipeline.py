@@ -70,7 +70,10 @@ class Runtime:
         topics = [t for t in self.config.topics if t.wants_feed(feed)]
         key = tuple(t.name for t in topics)
         if key not in self._indexes:
-            self._indexes[key] = (TopicIndex([(t.name, t.query) for t in topics]), {t.name: t for t in topics})
+            self._indexes[key] = (
+                TopicIndex([(t.name, t.query) for t in topics]),
+                {t.name: t for t in topics},
+            )
         return self._indexes[key]
 
 
@@ -288,4 +291,8 @@ def _assign_story(
         _, story_id, score = best
         store.touch_story(story_id, now)
         return story_id, Reason.SIMILAR, round(score, 3)
-    return store.insert_story(feed_url=feed.url, guid=item.guid, title=item.title, now=now), Reason.FIRST, None
+    return (
+        store.insert_story(feed_url=feed.url, guid=item.guid, title=item.title, now=now),
+        Reason.FIRST,
+        None,
+    )

@@ -21,7 +21,9 @@ def next_poll_ok(now: datetime, interval: float) -> datetime:
     return now + timedelta(seconds=interval)
 
 
-def backoff_delay(interval: float, failures: int, max_backoff: float, retry_after: float | None = None) -> float:
+def backoff_delay(
+    interval: float, failures: int, max_backoff: float, retry_after: float | None = None
+) -> float:
     """Exponential backoff: interval * 2^(failures-1), never below the interval, never above max_backoff.
 
     A server's Retry-After is honoured when it asks for longer, but still capped, so a hostile
