@@ -17,7 +17,9 @@ pytestmark = pytest.mark.skipif(not CORPUS.is_dir(), reason=f"feed corpus not fo
 
 @pytest.mark.slow
 def test_whole_corpus_in_one_poll(feed_server: FeedServer, tmp_path: Path) -> None:
-    files = sorted(p for p in CORPUS.rglob("*") if p.is_file() and p.suffix in {".xml", ".json", ".rdf", ".atom"})
+    files = sorted(
+        p for p in CORPUS.rglob("*") if p.is_file() and p.suffix in {".xml", ".json", ".rdf", ".atom"}
+    )
     assert len(files) > 1000
     feeds = []
     for i, f in enumerate(files):

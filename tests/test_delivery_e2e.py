@@ -25,7 +25,9 @@ def sink() -> object:
 
 def _setup(feed_server: FeedServer, sink: HttpSink, tmp_path: Path, titles: list[str]) -> Path:
     now = datetime.now(UTC)
-    entries = [Entry(f"g{i}", t, f"https://n.example/{i}", f"{t} — details", now) for i, t in enumerate(titles)]
+    entries = [
+        Entry(f"g{i}", t, f"https://n.example/{i}", f"{t} — details", now) for i, t in enumerate(titles)
+    ]
     feed_server.serve("/f", rss(entries))
     sink.slack("/hook")
     cfg = tmp_path / "watcher.toml"
@@ -33,7 +35,7 @@ def _setup(feed_server: FeedServer, sink: HttpSink, tmp_path: Path, titles: list
         f'[watcher]\ndatabase = "{tmp_path / "w.db"}"\ndelivery_attempts = 3\n'
         f'[[feeds]]\nurl = "{feed_server.url("/f")}"\nname = "Outlet"\n'
         f'[channels.desk]\ntype = "slack"\nwebhook_url = "${{HOOK_URL}}"\n'
-        "[[topics]]\nname = \"arms\"\nquery = 'Serbia'\nchannels = [\"desk\"]\n",
+        '[[topics]]\nname = "arms"\nquery = \'Serbia\'\nchannels = ["desk"]\n',
         encoding="utf-8",
     )
     return cfg

@@ -69,4 +69,6 @@ def test_pure_modules_do_no_io(path: Path) -> None:
     banned = {"sqlite3", "sqlite_utils", "httpx", "smtplib", "socket", "feedparser", "apscheduler", "click"}
     for name in _imports(path):
         assert name.split(".")[0] not in banned, f"{_rel(path)} imports {name}"
-        assert not name.startswith(("watcher.store", "watcher.fetch", "watcher.notify", "watcher.pipeline")), name
+        assert not name.startswith(
+            ("watcher.store", "watcher.fetch", "watcher.notify", "watcher.pipeline")
+        ), name

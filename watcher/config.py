@@ -298,8 +298,8 @@ def _cross_check(p: Path, file: ConfigFile) -> Config:
     """Checks that span sections: duplicates, references between topics, feeds and channels, queries."""
     path = str(p)
     seen_urls: dict[str, int] = {}
-    names = set()
-    tags = set()
+    names: set[str] = set()
+    tags: set[str] = set()
     for i, f in enumerate(file.feeds):
         if f.url in seen_urls:
             raise ConfigError(path, f"feeds[{i}].url", f"duplicate of feeds[{seen_urls[f.url]}]", f.url)

@@ -89,6 +89,7 @@ def retry_failed(store: Store, *, topic: str | None = None, channel: str | None 
     with store.transaction():
         for i in ids:
             store.db.execute(
-                "UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt = NULL WHERE id = ?", [i]
+                "UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt = NULL WHERE id = ?",
+                [i],
             )
     return len(ids)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import sqlite_utils
 
 
@@ -110,4 +112,4 @@ def _v2_neardup(db: sqlite_utils.Database) -> None:
     neardup.create_schema(db.conn)
 
 
-MIGRATIONS = [_v1_core, _v2_neardup]
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1_core, _v2_neardup]

@@ -14,8 +14,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import sqlite_utils
-
 from watcher.models import FeedState, FeedStatus, HitView, Item, StoredItem
 from watcher.store.db import connect, migrate, transaction
 from watcher.store.schema import MIGRATIONS
@@ -41,7 +39,7 @@ class Store:
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
         self.db = connect(path)
-        migrate(self.db, MIGRATIONS)
+        migrate(self.db, list(MIGRATIONS))
 
     @property
     def conn(self) -> Any:
@@ -79,9 +77,7 @@ class Store:
                 )
 
     def feed_states(self, urls: Sequence[str] | None = None) -> list[FeedState]:
-        sql = (
-            "SELECT f.*, (SELECT count(*) FROM items i WHERE i.feed_url = f.url) AS item_count FROM feeds f"
-        )
+        sql = "SELECT f.*, (SELECT count(*) FROM items i WHERE i.feed_url = f.url) AS item_count FROM feeds f"
         params: list[Any] = []
         if urls is not None:
             sql += f" WHERE f.url IN ({','.join('?' * len(urls))})"
@@ -159,7 +155,7 @@ class Store:
             "INSERT INTO stories (key, title, first_seen, last_seen) VALUES (?, ?, ?, ?)",
             [story_key(feed_url, guid), title, ts(now), ts(now)],
         )
-        return int(cur.lastrowid)
+        return int(cur.lastrowid or 0)
 
     def touch_story(self, story_id: int, now: datetime) -> None:
         self.db.execute("UPDATE stories SET last_seen = ? WHERE id = ?", [ts(now), story_id])
@@ -186,7 +182,7 @@ class Store:
                 story_id, story_reason, story_score,
             ],
         )  # fmt: skip
-        item_id = int(cur.lastrowid)
+        item_id = int(cur.lastrowid or 0)
         self.db.execute(
             "UPDATE stories SET first_item_id = coalesce(first_item_id, ?) WHERE id = ?", [item_id, story_id]
         )
@@ -247,7 +243,7 @@ class Store:
         )
         if cur.rowcount == 0:
             return None
-        hit_id = int(cur.lastrowid)
+        hit_id = int(cur.lastrowid or 0)
         if not backlog:
             for channel in channels:
                 self.db.execute(
@@ -260,7 +256,8 @@ class Store:
     def hits(
         self, *, topic: str | None = None, since: datetime | None = None, ids: Sequence[int] | None = None
     ) -> list[HitView]:
-        where, params = [], []
+        where: list[str] = []
+        params: list[object] = []
         if topic is not None:
             where.append("h.topic = ?")
             params.append(topic)
