@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from watcher.text import Token, fold, is_glue, tokenize, tokens
+from watcher.text import Token, TokenLocator, fold, is_glue, tokenize, tokens, vocabulary
 
 
 @pytest.mark.parametrize(
@@ -122,3 +122,23 @@ def test_tokenize_agrees_with_tokens_and_offsets_refold(s: str) -> None:
         assert 0 <= t.start < t.end <= len(s)
         assert t.text in "".join(tokens(s[t.start : t.end]))
     assert [t.start for t in got] == sorted(t.start for t in got)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_TEXT)
+def test_locator_and_vocabulary_agree_with_tokenize(s: str) -> None:
+    expected = tokenize(s)
+    locator = TokenLocator(s)
+    for i in reversed(range(len(expected))):  # any order: the locator has no cursor
+        assert locator[i] == expected[i]
+    with pytest.raises(IndexError):
+        locator[len(expected)]
+    assert vocabulary(s, "extra words") == {t.text for t in expected} | {"extra", "words"}
+
+
+def test_tokenize_with_unusual_whitespace() -> None:
+    s = "FK\u00853\u2003Вучић\u3000x"
+    assert [(t.text, s[t.start : t.end]) for t in tokenize(s)] == [
+        ("fk", "FK"), ("3", "3"), ("vucic", "Вучић"), ("x", "x"),
+    ]  # fmt: skip
+    assert fold("a\u0085b") == "a b"

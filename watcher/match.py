@@ -46,7 +46,7 @@ class Field:
         self.source = source
         self._tokens: list[str] | None = None
         self._vocab: frozenset[str] | None = None
-        self._positions: dict[str, list[int]] | None = None
+        self._positions: dict[str, list[int]] = {}
         self._sorted: list[str] | None = None
         self._locator: TokenLocator | None = None
 
@@ -63,16 +63,27 @@ class Field:
         return self._vocab
 
     def positions(self, word: Word) -> list[int]:
-        """Ascending token indices where ``word`` occurs."""
-        if self._positions is None:
-            table: dict[str, list[int]] = {}
-            for i, t in enumerate(self.tokens):
-                table.setdefault(t, []).append(i)
-            self._positions = table
-        if not word.prefix:
-            return self._positions.get(word.text, [])
-        found = [self._positions[t] for t in self.with_prefix(word.text)]
-        return found[0] if len(found) == 1 else sorted(i for ps in found for i in ps)
+        """Ascending token indices where ``word`` occurs.
+
+        Found per word with C-level list scans and cached: a query asks about a few words of a field, so
+        indexing every token of it would cost more.
+        """
+        if word.prefix:
+            found = [self._exact(t) for t in self.with_prefix(word.text)]
+            return found[0] if len(found) == 1 else sorted(i for ps in found for i in ps)
+        return self._exact(word.text)
+
+    def _exact(self, text: str) -> list[int]:
+        cached = self._positions.get(text)
+        if cached is None:
+            toks = self.tokens
+            cached = []
+            i = -1
+            for _ in range(toks.count(text)):
+                i = toks.index(text, i + 1)
+                cached.append(i)
+            self._positions[text] = cached
+        return cached
 
     def with_prefix(self, prefix: str) -> list[str]:
         if self._sorted is None:
@@ -289,10 +300,19 @@ def _near_pred(node: Near) -> Pred:
     return pred
 
 
+@dataclass(frozen=True, slots=True)
+class Compiled:
+    """A query ready to run: its predicate and its distinct leaves (with "under NOT") for reporting."""
+
+    query: Query
+    pred: Pred
+    leaves: tuple[tuple[Term, bool], ...]
+
+
 @lru_cache(maxsize=4096)
-def compile_query(query: Query) -> Pred:
-    """A predicate over prepared documents; cached, since queries are immutable and hashable."""
-    return _compile(query.root)
+def compile_query(query: Query) -> Compiled:
+    """Compile once per query; cached, since queries are immutable and hashable."""
+    return Compiled(query, _compile(query.root), tuple(dict.fromkeys(_leaves(query.root))))
 
 
 # --- explaining and snippets ---------------------------------------------------------------------------
@@ -357,9 +377,9 @@ def _may_occur(term: Term, doc: Document) -> bool:
     )
 
 
-def _occurrences(query: Query, doc: Document) -> list[Occurrence]:
+def _occurrences(compiled: Compiled, doc: Document) -> list[Occurrence]:
     found: list[Occurrence] = []
-    for term, negated in dict.fromkeys(_leaves(query.root)):
+    for term, negated in compiled.leaves:
         if not _may_occur(term, doc):
             continue
         for field in doc.fields(term.scope):
@@ -426,14 +446,16 @@ def _build_match(found: list[Occurrence], doc: Document) -> Match:
 
 def match(query: Query, doc: Document) -> Match | None:
     """The Match for ``doc`` if ``query`` matches it, else None. Never raises for any text."""
-    if not compile_query(query)(doc):
+    compiled = compile_query(query)
+    if not compiled.pred(doc):
         return None
-    return _build_match(_occurrences(query, doc), doc)
+    return _build_match(_occurrences(compiled, doc), doc)
 
 
 def explain(query: Query, doc: Document) -> Explanation:
-    matched = compile_query(query)(doc)
-    found = _occurrences(query, doc)
+    compiled = compile_query(query)
+    matched = compiled.pred(doc)
+    found = _occurrences(compiled, doc)
     hits: list[TermHit] = []
     for term, negated, field, spans in found:
         for first, last in spans:
@@ -492,7 +514,8 @@ class TopicIndex:
     def __init__(self, topics: Sequence[tuple[str, Query]]) -> None:
         self._names = [name for name, _ in topics]
         self._queries = [q for _, q in topics]
-        self._preds = [_compile(q.root) for q in self._queries]
+        self._compiled = [compile_query(q) for q in self._queries]
+        self._preds = [c.pred for c in self._compiled]
         self._always: list[int] = []  # purely negative queries: every document is a candidate
         self._words: dict[str, list[int]] = {}
         # prefixes, bucketed by their first min(len, 4) characters; one bucket table per length
@@ -526,9 +549,13 @@ class TopicIndex:
                 found.update(table[head])
         return sorted(found)
 
+    def matching(self, doc: Document) -> list[str]:
+        """Names of the topics that match, without building Matches (no positions or snippets)."""
+        return [self._names[i] for i in self.candidates(doc) if self._preds[i](doc)]
+
     def match(self, doc: Document) -> dict[str, Match]:
         out: dict[str, Match] = {}
         for i in self.candidates(doc):
             if self._preds[i](doc):
-                out[self._names[i]] = _build_match(_occurrences(self._queries[i], doc), doc)
+                out[self._names[i]] = _build_match(_occurrences(self._compiled[i], doc), doc)
         return out

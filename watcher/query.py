@@ -26,7 +26,7 @@ from __future__ import annotations
 import itertools
 import re
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 from watcher.errors import QuerySyntaxError
@@ -95,6 +95,13 @@ Node = Term | And | Or | Not | Near
 class Query:
     source: str
     root: Node
+    _hash: int = field(default=0, init=False, repr=False, compare=False)
+
+    def __hash__(self) -> int:
+        # Cached: matching looks compiled queries up by query, and hashing the tree each time is not free.
+        if not self._hash:
+            object.__setattr__(self, "_hash", hash((self.source, self.root)) or 1)
+        return self._hash
 
     def terms(self) -> tuple[Term, ...]:
         """Every leaf in query order, including those under NOT."""

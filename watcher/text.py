@@ -26,7 +26,7 @@ import bisect
 import re
 import unicodedata
 from collections.abc import Iterable, Iterator
-from itertools import accumulate, chain, islice
+from itertools import accumulate, chain
 from typing import NamedTuple
 
 from anyascii import anyascii
@@ -141,36 +141,40 @@ def iter_tokenize(s: str) -> Iterator[Token]:
         for m in _TOKEN.finditer(s.lower()):
             yield Token(m.group(), m.start(), m.end())
         return
-    for m in _WORD.finditer(s):
-        base = m.start()
-        for t, a, b in _WORD_SPANS[m.group()]:
+    base = 0
+    for word in s.split():  # the same whitespace as tokens(), so the two always agree
+        base = s.find(word, base)
+        for t, a, b in _WORD_SPANS[word]:
             yield Token(t, base + a, base + b)
+        base += len(word)
 
 
 class TokenLocator:
     """Offsets of the tokens of one string, found on demand: ``locator[i]`` is ``tokenize(s)[i]``.
 
-    A snippet needs the offsets of a handful of tokens, often deep in a long body. Counting tokens per
-    whitespace-separated word (cached) and skipping words inside the regex engine avoids building a Token
-    for every word before them.
+    A snippet needs the offsets of a handful of tokens, often deep in a long body. Token counts per
+    whitespace-separated word come from a cache, and the character offset of word j from
+    ``str.split(None, j)`` (C speed, several times faster than a regex scan), so no Python code runs per
+    word that comes before.
     """
 
-    __slots__ = ("_ends", "source")
+    __slots__ = ("_ends", "_words", "source")
 
     def __init__(self, source: str) -> None:
         self.source = source
+        self._words: list[str] = []
         self._ends: list[int] | None = None  # _ends[j] = tokens in words 0..j
 
     def __getitem__(self, i: int) -> Token:
         if self._ends is None:
-            counts = map(len, map(_WORD_SPANS.__getitem__, self.source.split()))
-            self._ends = list(accumulate(counts))
+            self._words = self.source.split()
+            self._ends = list(accumulate(map(len, map(_WORD_SPANS.__getitem__, self._words))))
         if i < 0 or not self._ends or i >= self._ends[-1]:
             raise IndexError(i)
         j = bisect.bisect_right(self._ends, i)
-        m = next(islice(_WORD.finditer(self.source), j, None))
-        t, a, b = _WORD_SPANS[m.group()][i - (self._ends[j - 1] if j else 0)]
-        return Token(t, m.start() + a, m.start() + b)
+        start = len(self.source) - len(self.source.split(None, j)[-1])
+        t, a, b = _WORD_SPANS[self._words[j]][i - (self._ends[j - 1] if j else 0)]
+        return Token(t, start + a, start + b)
 
 
 def _tokenize_word(s: str) -> list[Token]:
@@ -227,7 +231,6 @@ class _WordTokenCache(dict[str, tuple[str, ...]]):
         return value
 
 
-_WORD = re.compile(r"\S+")
 _WORD_CACHE_LIMIT = 100_000
 _WORD_SPANS = _WordCache()
 _WORD_TOKENS = _WordTokenCache()
