@@ -147,6 +147,8 @@ def test_changed_title_updates_item_without_new_hit(feed_server: FeedServer, tmp
     hits = json_lines(cfg, "hits")
     assert len(hits) == 1
     assert hits[0]["title"] == "Serbia buys more drones (updated)"
+    with sqlite3.connect(tmp_path / "w.db") as db:  # the stored history keeps the previous title
+        assert db.execute("SELECT old_title FROM item_history").fetchall() == [("Serbia buys drones",)]
 
 
 def test_lying_validators_do_not_hide_items_forever(feed_server: FeedServer, tmp_path: Path) -> None:

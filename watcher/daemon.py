@@ -27,7 +27,7 @@ from watcher import alerts, policy
 from watcher.config import Config, FeedConfig
 from watcher.fetch import Fetcher
 from watcher.models import FeedStatus, PollOutcome
-from watcher.pipeline import Runtime, poll_feed, sync_feeds
+from watcher.pipeline import Runtime, age_out, poll_feed, sync_feeds
 from watcher.store import Store, ts
 
 log = logging.getLogger(__name__)
@@ -44,6 +44,7 @@ class Daemon:
         self._inflight: set[str] = set()
         self._digest_wanted = asyncio.Event()
         self._last_tick = float("-inf")
+        self._last_prune = float("-inf")
 
     def _signal(self, signame: str) -> None:
         if self.stop.is_set():
@@ -110,6 +111,11 @@ class Daemon:
         )  # fmt: skip
         with rt.store.transaction():
             rt.store.set_state("last_cycle", ts(rt.clock()) or "")
+        if time.monotonic() - self._last_prune > 3600:
+            self._last_prune = time.monotonic()
+            pruned = age_out(rt)
+            if pruned:
+                log.info("dedup: %d index entries older than the dedup window aged out", pruned)
 
     async def _immediate_digests(self, rt: Runtime) -> None:
         """Send `immediate` digests whenever a poll brought new hits, until shutdown."""

@@ -81,6 +81,13 @@ def sync_feeds(rt: Runtime) -> None:
     rt.store.sync_feeds(((f.url, f.name) for f in rt.config.feeds), rt.clock())
 
 
+def age_out(rt: Runtime) -> int:
+    """Drop near-duplicate index entries older than the dedup window: their stories are closed."""
+    before = rt.clock() - timedelta(seconds=rt.config.watcher.dedup_window)
+    with rt.store.transaction():
+        return neardup.prune(rt.store.conn, before)
+
+
 async def poll_all(rt: Runtime, feeds: Sequence[FeedConfig] | None = None) -> list[PollOutcome]:
     """Poll feeds concurrently (the fetcher bounds concurrency globally and per host)."""
     targets = list(rt.config.feeds if feeds is None else feeds)
