@@ -128,9 +128,11 @@ def test_tokenize_agrees_with_tokens_and_offsets_refold(s: str) -> None:
 @given(_TEXT)
 def test_locator_and_vocabulary_agree_with_tokenize(s: str) -> None:
     expected = tokenize(s)
+    forward, backward = TokenLocator(s), TokenLocator(s)
+    for i in range(len(expected)):  # forward lookups resume from the last one; backward ones restart
+        assert forward[i] == expected[i]
+        assert backward[len(expected) - 1 - i] == expected[len(expected) - 1 - i]
     locator = TokenLocator(s)
-    for i in reversed(range(len(expected))):  # any order: the locator has no cursor
-        assert locator[i] == expected[i]
     with pytest.raises(IndexError):
         locator[len(expected)]
     assert vocabulary(s, "extra words") == {t.text for t in expected} | {"extra", "words"}

@@ -1,10 +1,11 @@
 """Evaluating parsed topic queries against items.
 
-Cost model: an item is folded and tokenized once (``prepare``), into a token list and token set per field
-plus their union. Most of a query is then set membership (an OR of plain words is one ``isdisjoint``);
-positions, the sorted vocabulary for prefixes and original offsets are built lazily, per field, only
-when a phrase, NEAR, wildcard or snippet needs them. ``TopicIndex`` adds an inverted index over the words
-each query cannot match without, so a document only meets the topics that could possibly match it.
+Cost model: an item is folded and tokenized once (``prepare``) into a token list per field and one set
+of all its tokens. Most of a query is then set membership (an OR of plain words is one ``isdisjoint``);
+token positions (per word, on demand), the sorted vocabulary for prefixes and original character offsets
+are computed lazily, only when a phrase, code, NEAR, wildcard or snippet needs them. ``TopicIndex`` adds
+an inverted index over the words each query cannot match without, so a document meets only the topics
+that could possibly match it, and purely negative topics.
 
 Semantics not spelled out by the query grammar (watcher/query.py):
 
@@ -21,10 +22,11 @@ import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import chain
 
 from watcher.models import MARK_CLOSE, MARK_OPEN, Match
 from watcher.query import Near, Node, Not, Or, Query, Scope, Term, Word
-from watcher.text import Token, TokenLocator, is_glue, tokens, vocabulary
+from watcher.text import Token, TokenLocator, is_glue, tokens
 
 SNIPPET_CHARS = 200
 _SNIPPET_LEAD = 60  # characters of context kept before the first match
@@ -36,25 +38,19 @@ Pred = Callable[["Document"], bool]
 
 
 class Field:
-    """One field of a prepared item. Everything here is computed on first use: most documents are
-    rejected by the document-wide vocabulary alone."""
+    """One field of a prepared item. Past its tokens, everything is computed on first use: most
+    documents are rejected by the document-wide vocabulary alone."""
 
-    __slots__ = ("_locator", "_positions", "_sorted", "_tokens", "_vocab", "name", "source")
+    __slots__ = ("_locator", "_positions", "_vocab", "doc", "name", "source", "tokens")
 
-    def __init__(self, name: str, source: str) -> None:
+    def __init__(self, name: str, source: str, toks: list[str], doc: Document) -> None:
+        self.doc = doc  # whose sorted vocabulary answers prefix lookups for both fields
         self.name = name
         self.source = source
-        self._tokens: list[str] | None = None
+        self.tokens = toks
         self._vocab: frozenset[str] | None = None
         self._positions: dict[str, list[int]] = {}
-        self._sorted: list[str] | None = None
         self._locator: TokenLocator | None = None
-
-    @property
-    def tokens(self) -> list[str]:
-        if self._tokens is None:
-            self._tokens = tokens(self.source)
-        return self._tokens
 
     @property
     def vocab(self) -> frozenset[str]:
@@ -86,9 +82,8 @@ class Field:
         return cached
 
     def with_prefix(self, prefix: str) -> list[str]:
-        if self._sorted is None:
-            self._sorted = sorted(self.vocab)
-        return _with_prefix(self._sorted, prefix)
+        """Tokens of the document starting with ``prefix`` (some may be only in the other field)."""
+        return _with_prefix(self.doc.sorted_vocab(), prefix)
 
     def offset(self, i: int) -> Token:
         """Token ``i`` with its offsets in ``source``."""
@@ -114,9 +109,10 @@ class Document:
     __slots__ = ("_sorted", "text", "title", "vocab")
 
     def __init__(self, title: str, text: str) -> None:
-        self.title = Field("title", title)
-        self.text = Field("text", text)
-        self.vocab = vocabulary(title, text)
+        title_tokens, text_tokens = tokens(title), tokens(text)
+        self.title = Field("title", title, title_tokens, self)
+        self.text = Field("text", text, text_tokens, self)
+        self.vocab = frozenset(chain(title_tokens, text_tokens))
         self._sorted: list[str] | None = None
 
     def fields(self, scope: Scope) -> tuple[Field, ...]:
@@ -126,12 +122,16 @@ class Document:
             return (self.text,)
         return (self.title, self.text)
 
-    def has_prefix(self, prefix: str) -> bool:
-        """Some token of either field starts with ``prefix``."""
+    def sorted_vocab(self) -> list[str]:
         if self._sorted is None:
             self._sorted = sorted(self.vocab)
-        i = bisect.bisect_left(self._sorted, prefix)
-        return i < len(self._sorted) and self._sorted[i].startswith(prefix)
+        return self._sorted
+
+    def has_prefix(self, prefix: str) -> bool:
+        """Some token of either field starts with ``prefix``."""
+        ordered = self.sorted_vocab()
+        i = bisect.bisect_left(ordered, prefix)
+        return i < len(ordered) and ordered[i].startswith(prefix)
 
 
 def prepare(title: str, text: str) -> Document:
@@ -405,22 +405,21 @@ def snippet(source: str, ranges: Sequence[tuple[int, int]], width: int = SNIPPET
     if end < len(source):
         space = source.rfind(" ", first_end, end)
         end = space if space > first_end else end
+    window = source[start:end]
+    # Marks already in the text would confuse every renderer; they are rare, so check once.
+    clean = (lambda x: x.translate(_NOT_MARK)) if MARK_OPEN in window or MARK_CLOSE in window else str
     parts: list[str] = ["…"] if start > 0 else []
     pos = start
     for a, b in ordered:
         a, b = max(a, pos), min(b, end)
         if a >= b:
             continue
-        parts += [_plain(source[pos:a]), MARK_OPEN, _plain(source[a:b]), MARK_CLOSE]
+        parts += [clean(source[pos:a]), MARK_OPEN, clean(source[a:b]), MARK_CLOSE]
         pos = b
-    parts.append(_plain(source[pos:end]))
+    parts.append(clean(source[pos:end]))
     if end < len(source):
         parts.append("…")
-    return "".join(parts).strip()
-
-
-def _plain(s: str) -> str:
-    return _SPACES.sub(" ", s.translate(_NOT_MARK))
+    return _SPACES.sub(" ", "".join(parts)).strip()
 
 
 def _build_match(found: list[Occurrence], doc: Document) -> Match:

@@ -158,12 +158,13 @@ class TokenLocator:
     word that comes before.
     """
 
-    __slots__ = ("_ends", "_words", "source")
+    __slots__ = ("_ends", "_known", "_words", "source")
 
     def __init__(self, source: str) -> None:
         self.source = source
         self._words: list[str] = []
         self._ends: list[int] | None = None  # _ends[j] = tokens in words 0..j
+        self._known = (0, 0)  # (j, start of word j) last located: the next lookup splits from there
 
     def __getitem__(self, i: int) -> Token:
         if self._ends is None:
@@ -172,7 +173,10 @@ class TokenLocator:
         if i < 0 or not self._ends or i >= self._ends[-1]:
             raise IndexError(i)
         j = bisect.bisect_right(self._ends, i)
-        start = len(self.source) - len(self.source.split(None, j)[-1])
+        known_j, known_start = self._known if self._known[0] <= j else (0, 0)
+        rest = self.source[known_start:] if known_start else self.source
+        start = len(self.source) - len(rest.split(None, j - known_j)[-1])
+        self._known = (j, start)
         t, a, b = _WORD_SPANS[self._words[j]][i - (self._ends[j - 1] if j else 0)]
         return Token(t, start + a, start + b)
 
