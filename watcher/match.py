@@ -306,13 +306,14 @@ class Compiled:
 
     query: Query
     pred: Pred
-    leaves: tuple[tuple[Term, bool], ...]
+    leaves: tuple[tuple[Term, bool, Pred], ...]  # term, under NOT?, cheap "may occur" gate
 
 
 @lru_cache(maxsize=4096)
 def compile_query(query: Query) -> Compiled:
     """Compile once per query; cached, since queries are immutable and hashable."""
-    return Compiled(query, _compile(query.root), tuple(dict.fromkeys(_leaves(query.root))))
+    leaves = tuple((t, neg, _gate(t)) for t, neg in dict.fromkeys(_leaves(query.root)))
+    return Compiled(query, _compile(query.root), leaves)
 
 
 # --- explaining and snippets ---------------------------------------------------------------------------
@@ -369,18 +370,22 @@ def _leaves(node: Node, negated: bool = False) -> Iterator[tuple[Term, bool]]:
 Occurrence = tuple[Term, bool, Field, list[Span]]  # term, under NOT?, field, where
 
 
-def _may_occur(term: Term, doc: Document) -> bool:
-    """A cheap necessary condition, to skip computing positions for absent terms."""
-    return any(
-        all(doc.has_prefix(w.text) if w.prefix else w.text in doc.vocab for w in variant)
-        for variant in term.variants
-    )
+def _gate(term: Term) -> Pred:
+    """A cheap necessary condition on the document's vocabulary, to skip positions for absent terms."""
+    checks = [
+        (frozenset(w.text for w in v if not w.prefix), tuple(w.text for w in v if w.prefix))
+        for v in term.variants
+    ]
+    if len(checks) == 1 and not checks[0][1]:
+        exact = checks[0][0]
+        return lambda d: exact <= d.vocab
+    return lambda d: any(e <= d.vocab and all(map(d.has_prefix, p)) for e, p in checks)
 
 
 def _occurrences(compiled: Compiled, doc: Document) -> list[Occurrence]:
     found: list[Occurrence] = []
-    for term, negated in compiled.leaves:
-        if not _may_occur(term, doc):
+    for term, negated, gate in compiled.leaves:
+        if not gate(doc):
             continue
         for field in doc.fields(term.scope):
             spans = term_spans(term, field)
