@@ -215,6 +215,23 @@ def test_errors_name_the_column(query: str, column: int, message: str) -> None:
     assert f"at column {column}" in str(err)
 
 
+@pytest.mark.parametrize(
+    ("query", "column"),
+    [("(" * 65 + "a" + ")" * 65, 65), ("NOT " * 65 + "a", 257), ("(" * 5000 + "a", 65), ("@deep0", 1)],
+)
+def test_nesting_is_bounded(query: str, column: int) -> None:
+    aliases = {f"deep{i}": [f"@deep{i + 1}"] for i in range(100)}
+    with pytest.raises(QuerySyntaxError) as info:
+        parse_query(query, aliases)
+    assert info.value.column == column
+    assert "nested more than 64 levels" in info.value.detail
+
+
+def test_nesting_within_the_bound_parses() -> None:
+    assert shape("(" * 64 + "a" + ")" * 64) == "a"
+    assert shape("@d0", {f"d{i}": [f"@d{i + 1}"] for i in range(20)} | {"d20": ["x"]}) == "x"
+
+
 def test_error_caret_points_at_the_column() -> None:
     with pytest.raises(QuerySyntaxError) as info:
         parse_query("(Serbia OR Srbija) AND (China OR Kina")

@@ -18,7 +18,11 @@ joined/split spelling, and a split piece must touch its neighbour through one hy
 
 ``NEAR`` operands are terms or parenthesised ORs of terms: proximity between two boolean expressions has
 no single meaning, so it is refused with a column rather than guessed. Chains (a NEAR b NEAR c) are refused
-for the same reason. Aliases expand to a parenthesised OR of their parsed fragments.
+for the same reason. Aliases expand to a parenthesised OR of their parsed fragments (they may use other
+aliases, not themselves). Nesting is capped at MAX_DEPTH levels so that no input can exhaust the stack.
+
+A consequence of codes worth knowing: ``"Expo 2027"`` is a code too (letters then digits), so it matches
+"Expo 2027", "Expo-2027" and "EXPO2027" but not "Expo, 2027".
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from watcher.text import tokens
 
 DEFAULT_NEAR = 5
 MAX_NEAR = 1000
+MAX_DEPTH = 64
 _MAX_SPLIT_VARIANTS = 3  # codes with more letter/digit boundaries only get joined, as-written and split forms
 _CODE_PIECE = re.compile(r"[a-z]+|[0-9]+")
 _FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -203,12 +208,20 @@ def _near_distance(src: str, i: int, raw: str | None) -> int:
 
 
 class _Parser:
-    def __init__(self, src: str, aliases: Mapping[str, Sequence[str]], expanding: tuple[str, ...]) -> None:
+    def __init__(
+        self, src: str, aliases: Mapping[str, Sequence[str]], expanding: tuple[str, ...], depth: int = 0
+    ) -> None:
         self.src = src
         self.aliases = aliases
         self.expanding = expanding  # alias names being expanded, to refuse cycles
         self.lexes: list[_Lex] = []
         self.pos = 0
+        self.depth = depth  # nesting of groups, NOTs and aliases, bounded so no input can exhaust the stack
+
+    def nest(self, col: int) -> None:
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise self.error(col, f"query nested more than {MAX_DEPTH} levels deep")
 
     def error(self, col: int, message: str) -> QuerySyntaxError:
         return QuerySyntaxError(self.src, col, message)
@@ -258,7 +271,10 @@ class _Parser:
         if tok.kind == "NOT":
             self.take()
             self.expect_operand(tok)
-            return Not(self.parse_unary(scope))
+            self.nest(tok.col)
+            node = Not(self.parse_unary(scope))
+            self.depth -= 1
+            return node
         return self.parse_near(scope)
 
     def parse_near(self, scope: Scope) -> Node:
@@ -295,10 +311,12 @@ class _Parser:
         if tok.kind == "(":
             if self.peek().kind == ")":
                 raise self.error(tok.col, "empty parentheses")
+            self.nest(tok.col)
             node = self.parse_or(scope)
             if self.peek().kind != ")":
                 raise self.error(tok.col, "unbalanced parenthesis (never closed)")
             self.take()
+            self.depth -= 1
             return node
         if tok.kind == "WORD":
             return self.term(tok, tok.text, tok.text, scope)
@@ -342,15 +360,17 @@ class _Parser:
             fragments = [fragments]
         if not fragments:
             raise self.error(tok.col, f"alias @{name} is empty")
+        self.nest(tok.col)
         nodes: list[Node] = []
         for fragment in fragments:
-            sub = _Parser(fragment, self.aliases, (*self.expanding, name))
+            sub = _Parser(fragment, self.aliases, (*self.expanding, name), self.depth)
             try:
                 node = sub.parse()
             except QuerySyntaxError as e:
                 msg = f"in alias @{name}, fragment {fragment!r}: {e.detail} at column {e.column}"
                 raise self.error(tok.col, msg) from None
             nodes.append(self.rescope(node, scope, tok.col, name))
+        self.depth -= 1
         return nodes[0] if len(nodes) == 1 else Or(tuple(nodes))
 
     def rescope(self, node: Node, scope: Scope, col: int, name: str) -> Node:
