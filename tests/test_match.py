@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from watcher.match import Document, TopicIndex, explain, match, prepare, required_keys, snippet
@@ -414,3 +414,64 @@ def test_matching_never_raises_and_index_agrees(title: str, text: str) -> None:
             assert set(m.terms) <= {t.source for t in q.terms()}
             assert m.field in ("title", "text")
     assert TopicIndex([(str(i), q) for i, q in enumerate(_QUERIES)]).match(doc) == expected
+
+
+_LEAVES = st.sampled_from(
+    [
+        "@fk3",
+        '"Hong Qi"',
+        "FK-3",
+        "CH92A",
+        "Serbia",
+        "Србија",
+        "drone*",
+        "dron*",
+        "a",
+        "b",
+        "Vučić",
+        "3",
+        "sport",
+    ]
+)
+
+
+def _combine(parts: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
+    pair = st.tuples(parts, parts)
+    return st.one_of(
+        pair.map(lambda p: f"({p[0]} OR {p[1]})"),
+        pair.map(lambda p: f"{p[0]} AND {p[1]}"),
+        pair.map(lambda p: f"({p[0]} NOT {p[1]})"),
+        parts.map(lambda p: f"title:({p})"),
+        parts.map(lambda p: f"NOT ({p})"),
+    )
+
+
+_QUERY_SOURCES = st.one_of(
+    st.recursive(_LEAVES, _combine, max_leaves=6),
+    st.tuples(_LEAVES, _LEAVES, st.integers(1, 4)).map(lambda t: f"{t[0]} NEAR/{t[2]} {t[1]}"),
+)
+
+
+_MATCHABLE = st.lists(
+    st.sampled_from(
+        ["FK-3", "FK 3", "FK3", "CH-92A", "Serbia", "Србија", "drones", "dronovi", "a", "b", "Vučić", "3",
+         "sport", "Hong Qi", "HQ22", " ", ", ", ". "]
+    ),
+    max_size=12,
+).map(" ".join)  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    source=_QUERY_SOURCES,
+    title=st.one_of(_MATCHABLE, _TEXTS),
+    text=st.one_of(_MATCHABLE, _TEXTS),
+)
+def test_random_queries_never_raise_and_the_index_never_misses(source: str, title: str, text: str) -> None:
+    # A query the index would wrongly skip is a silent miss, so its keys must be sound for any query shape.
+    q = parse_query(source, ALIASES)
+    doc = prepare(title, text)
+    m = match(q, doc)
+    event("matched" if m else "did not match")
+    assert TopicIndex([("q", q)]).match(doc) == ({} if m is None else {"q": m})
+    assert explain(q, doc).matched is (m is not None)
