@@ -29,6 +29,7 @@ from watcher.query import Near, Node, Not, Or, Query, Scope, Term, Word
 from watcher.text import Token, TokenLocator, is_glue, tokens
 
 SNIPPET_CHARS = 200
+_HEAD = 4  # prefixes are indexed, and cheaply ruled out, by their first four characters
 _SNIPPET_LEAD = 60  # characters of context kept before the first match
 _SPACES = re.compile(r"\s+")
 _NOT_MARK = str.maketrans("", "", MARK_OPEN + MARK_CLOSE)
@@ -106,7 +107,7 @@ def _with_prefix(ordered: list[str], prefix: str) -> list[str]:
 class Document:
     """An item prepared once for matching against any number of queries."""
 
-    __slots__ = ("_sorted", "text", "title", "vocab")
+    __slots__ = ("_heads", "_sorted", "text", "title", "vocab")
 
     def __init__(self, title: str, text: str) -> None:
         title_tokens, text_tokens = tokens(title), tokens(text)
@@ -114,6 +115,7 @@ class Document:
         self.text = Field("text", text, text_tokens, self)
         self.vocab = frozenset(chain(title_tokens, text_tokens))
         self._sorted: list[str] | None = None
+        self._heads: dict[int, frozenset[str]] = {}
 
     def fields(self, scope: Scope) -> tuple[Field, ...]:
         if scope is Scope.TITLE:
@@ -127,8 +129,20 @@ class Document:
             self._sorted = sorted(self.vocab)
         return self._sorted
 
+    def heads(self, n: int) -> frozenset[str]:
+        """The first ``n`` characters of every token: a prefix of length n is present iff it is here."""
+        found = self._heads.get(n)
+        if found is None:
+            found = self._heads[n] = frozenset(map(operator.itemgetter(slice(0, n)), self.vocab))
+        return found
+
     def has_prefix(self, prefix: str) -> bool:
         """Some token of either field starts with ``prefix``."""
+        if len(prefix) >= _HEAD:
+            if prefix[:_HEAD] not in self.heads(_HEAD):
+                return False  # the usual answer, without sorting the vocabulary
+            if len(prefix) == _HEAD:
+                return True
         ordered = self.sorted_vocab()
         i = bisect.bisect_left(ordered, prefix)
         return i < len(ordered) and ordered[i].startswith(prefix)
@@ -531,14 +545,12 @@ class TopicIndex:
                 continue
             for is_prefix, text in keys:
                 if is_prefix:
-                    n = min(len(text), 4)
+                    n = min(len(text), _HEAD)
                     self._prefixes.setdefault(n, {}).setdefault(text[:n], []).append(i)
                 else:
                     self._words.setdefault(text, []).append(i)
         self._word_keys = frozenset(self._words)
-        self._prefix_tables = [
-            (operator.itemgetter(slice(0, n)), frozenset(table), table) for n, table in self._prefixes.items()
-        ]
+        self._prefix_tables = [(n, frozenset(table), table) for n, table in self._prefixes.items()]
 
     def __len__(self) -> int:
         return len(self._names)
@@ -548,8 +560,8 @@ class TopicIndex:
         found = set(self._always)
         for word in doc.vocab & self._word_keys:
             found.update(self._words[word])
-        for cut, keys, table in self._prefix_tables:
-            for head in keys.intersection(map(cut, doc.vocab)):
+        for n, keys, table in self._prefix_tables:
+            for head in keys.intersection(doc.heads(n)):
                 found.update(table[head])
         return sorted(found)
 
