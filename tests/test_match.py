@@ -4,9 +4,10 @@ import pytest
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
-from watcher.match import Document, TopicIndex, explain, match, prepare, required_keys, snippet
+from watcher.match import Document, TopicIndex, explain, match, prepare, required_keys
 from watcher.models import MARK_CLOSE, MARK_OPEN
 from watcher.query import parse_query
+from watcher.text import snippet
 
 ALIASES = {"fk3": ["FK-3", "HQ-22", '"Hong Qi 22"'], "serbia": ["Serbia", "Srbija", "Србија"]}
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import bisect
 import operator
-import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -26,13 +25,9 @@ from itertools import chain
 
 from watcher.models import MARK_CLOSE, MARK_OPEN, Match
 from watcher.query import Near, Node, Not, Or, Query, Scope, Term, Word
-from watcher.text import Token, TokenLocator, is_glue, tokens
+from watcher.text import SNIPPET_CHARS, Token, TokenLocator, is_glue, snippet, tokens
 
-SNIPPET_CHARS = 200
 _HEAD = 4  # prefixes are indexed, and cheaply ruled out, by their first four characters
-_SNIPPET_LEAD = 60  # characters of context kept before the first match
-_SPACES = re.compile(r"\s+")
-_NOT_MARK = str.maketrans("", "", MARK_OPEN + MARK_CLOSE)
 
 Span = tuple[int, int]  # first and last token index, inclusive
 Pred = Callable[["Document"], bool]
@@ -45,7 +40,7 @@ class Field:
     __slots__ = ("_locator", "_positions", "_vocab", "doc", "name", "source", "tokens")
 
     def __init__(self, name: str, source: str, toks: list[str], doc: Document) -> None:
-        self.doc = doc  # whose sorted vocabulary answers prefix lookups for both fields
+        self.doc = doc  # answers prefix lookups for both fields
         self.name = name
         self.source = source
         self.tokens = toks
@@ -66,7 +61,7 @@ class Field:
         indexing every token of it would cost more.
         """
         if word.prefix:
-            found = [self._exact(t) for t in self.with_prefix(word.text)]
+            found = [self._exact(t) for t in self.doc.with_prefix(word.text)]
             return found[0] if len(found) == 1 else sorted(i for ps in found for i in ps)
         return self._exact(word.text)
 
@@ -82,10 +77,6 @@ class Field:
             self._positions[text] = cached
         return cached
 
-    def with_prefix(self, prefix: str) -> list[str]:
-        """Tokens of the document starting with ``prefix`` (some may be only in the other field)."""
-        return _with_prefix(self.doc.sorted_vocab(), prefix)
-
     def offset(self, i: int) -> Token:
         """Token ``i`` with its offsets in ``source``."""
         if self._locator is None:
@@ -95,13 +86,6 @@ class Field:
     def glued(self, i: int) -> bool:
         """Whether tokens i and i+1 are written as one code (nothing or one hyphen/space between)."""
         return is_glue(self.source[self.offset(i).end : self.offset(i + 1).start])
-
-
-def _with_prefix(ordered: list[str], prefix: str) -> list[str]:
-    lo = hi = bisect.bisect_left(ordered, prefix)
-    while hi < len(ordered) and ordered[hi].startswith(prefix):
-        hi += 1
-    return ordered[lo:hi]
 
 
 class Document:
@@ -124,10 +108,15 @@ class Document:
             return (self.text,)
         return (self.title, self.text)
 
-    def sorted_vocab(self) -> list[str]:
+    def with_prefix(self, prefix: str) -> list[str]:
+        """Tokens starting with ``prefix``, from a sorted vocabulary built on first use."""
         if self._sorted is None:
             self._sorted = sorted(self.vocab)
-        return self._sorted
+        ordered = self._sorted
+        lo = hi = bisect.bisect_left(ordered, prefix)
+        while hi < len(ordered) and ordered[hi].startswith(prefix):
+            hi += 1
+        return ordered[lo:hi]
 
     def heads(self, n: int) -> frozenset[str]:
         """The first ``n`` characters of every token: a prefix of length n is present iff it is here."""
@@ -143,9 +132,7 @@ class Document:
                 return False  # the usual answer, without sorting the vocabulary
             if len(prefix) == _HEAD:
                 return True
-        ordered = self.sorted_vocab()
-        i = bisect.bisect_left(ordered, prefix)
-        return i < len(ordered) and ordered[i].startswith(prefix)
+        return bool(self.with_prefix(prefix))
 
 
 def prepare(title: str, text: str) -> Document:
@@ -196,14 +183,11 @@ def _term_pred(term: Term) -> Pred:
     if only is not None and scope is Scope.ANY:
         return lambda d: d.has_prefix(only.text)
     # Phrases, codes and scoped prefixes: a document-wide vocabulary check first, positions only if it passes.
-    checks = [
-        (frozenset(w.text for w in v if not w.prefix), tuple(w.text for w in v if w.prefix), v)
-        for v in term.variants
-    ]
+    checks = _vocab_checks(term)
 
     def pred(d: Document) -> bool:
         for exact, prefixes, variant in checks:
-            if exact <= d.vocab and all(d.has_prefix(p) for p in prefixes):
+            if exact <= d.vocab and all(map(d.has_prefix, prefixes)):
                 for f in d.fields(scope):
                     if _variant_spans(f, variant, first_only=True):
                         return True
@@ -384,16 +368,21 @@ def _leaves(node: Node, negated: bool = False) -> Iterator[tuple[Term, bool]]:
 Occurrence = tuple[Term, bool, Field, list[Span]]  # term, under NOT?, field, where
 
 
-def _gate(term: Term) -> Pred:
-    """A cheap necessary condition on the document's vocabulary, to skip positions for absent terms."""
-    checks = [
-        (frozenset(w.text for w in v if not w.prefix), tuple(w.text for w in v if w.prefix))
+def _vocab_checks(term: Term) -> list[tuple[frozenset[str], tuple[str, ...], tuple[Word, ...]]]:
+    """Per variant: the exact words and prefixes the document's vocabulary must hold."""
+    return [
+        (frozenset(w.text for w in v if not w.prefix), tuple(w.text for w in v if w.prefix), v)
         for v in term.variants
     ]
+
+
+def _gate(term: Term) -> Pred:
+    """A cheap necessary condition on the document's vocabulary, to skip positions for absent terms."""
+    checks = _vocab_checks(term)
     if len(checks) == 1 and not checks[0][1]:
         exact = checks[0][0]
         return lambda d: exact <= d.vocab
-    return lambda d: any(e <= d.vocab and all(map(d.has_prefix, p)) for e, p in checks)
+    return lambda d: any(e <= d.vocab and all(map(d.has_prefix, p)) for e, p, _ in checks)
 
 
 def _occurrences(compiled: Compiled, doc: Document) -> list[Occurrence]:
@@ -406,39 +395,6 @@ def _occurrences(compiled: Compiled, doc: Document) -> list[Occurrence]:
             if spans:
                 found.append((term, negated, field, spans))
     return found
-
-
-def snippet(source: str, ranges: Sequence[tuple[int, int]], width: int = SNIPPET_CHARS) -> str:
-    """About ``width`` characters of ``source`` around the first range, ranges wrapped in marks.
-
-    Cuts fall on spaces where possible, cut ends get "…", and whitespace runs become one space so a
-    snippet from a multi-line body still reads as one line.
-    """
-    ordered = sorted(ranges)
-    first_start, first_end = ordered[0] if ordered else (0, 0)
-    start = max(0, first_start - _SNIPPET_LEAD)
-    if start > 0:
-        space = source.find(" ", start, first_start)
-        start = space + 1 if space >= 0 else start
-    end = max(min(len(source), start + width), first_end)
-    if end < len(source):
-        space = source.rfind(" ", first_end, end)
-        end = space if space > first_end else end
-    window = source[start:end]
-    # Marks already in the text would confuse every renderer; they are rare, so check once.
-    clean = (lambda x: x.translate(_NOT_MARK)) if MARK_OPEN in window or MARK_CLOSE in window else str
-    parts: list[str] = ["…"] if start > 0 else []
-    pos = start
-    for a, b in ordered:
-        a, b = max(a, pos), min(b, end)
-        if a >= b:
-            continue
-        parts += [clean(source[pos:a]), MARK_OPEN, clean(source[a:b]), MARK_CLOSE]
-        pos = b
-    parts.append(clean(source[pos:end]))
-    if end < len(source):
-        parts.append("…")
-    return _SPACES.sub(" ", "".join(parts)).strip()
 
 
 def _build_match(found: list[Occurrence], doc: Document) -> Match:
@@ -505,7 +461,8 @@ def required_keys(node: Node) -> frozenset[Key] | None:
         keys: set[Key] = set()
         for variant in node.variants:
             exact = [w.text for w in variant if not w.prefix]
-            keys.add((False, max(exact, key=len)) if exact else (True, max(variant, key=_len_of).text))
+            longest = max(variant, key=lambda w: len(w.text)).text
+            keys.add((False, max(exact, key=len)) if exact else (True, longest))
         return frozenset(keys)
     if isinstance(node, Not):
         return None
@@ -520,10 +477,6 @@ def required_keys(node: Node) -> frozenset[Key] | None:
     children = [node.left, node.right] if isinstance(node, Near) else list(node.children)
     options = [k for c in children if (k := required_keys(c)) is not None]
     return min(options, key=_key_cost) if options else None
-
-
-def _len_of(word: Word) -> int:
-    return len(word.text)
 
 
 class TopicIndex:

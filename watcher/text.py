@@ -10,9 +10,13 @@ Contract:
   ``tokens(s)`` gives the token strings, ``tokenize(s)`` the same tokens with offsets into the original.
 
 Folding is character-local (every step maps one code point on its own; the only cross-character step of
-NFKD, reordering combining marks, is moot because they are dropped), which is what makes the speed tricks
-below sound: a per-code-point cache used through ``str.translate``, and per-run folding in ``tokenize``.
-``tests/test_text.py`` checks that locality with hypothesis.
+NFKD, reordering combining marks, is moot because they are dropped), and every whitespace character folds
+to whitespace. That is what makes the speed tricks below sound: a per-code-point cache used through
+``str.translate``, and a per-word cache (split on whitespace, fold each distinct word once) for tokens and
+their offsets. ``tests/test_text.py`` checks both properties with hypothesis.
+
+``snippet()`` lives here too: it cuts a window of original text and wraps ranges in models.MARK_OPEN /
+MARK_CLOSE.
 
 Joined codes (FK-3 = FK 3 = FK3) are *not* handled here: the text keeps its real tokens (fk, 3) and the
 query side expands a code into its joined and split spellings, requiring the split pieces to touch through a
@@ -25,11 +29,13 @@ from __future__ import annotations
 import bisect
 import re
 import unicodedata
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from itertools import accumulate, chain
 from typing import NamedTuple
 
 from anyascii import anyascii
+
+from watcher.models import MARK_CLOSE, MARK_OPEN
 
 _SERBIAN = str.maketrans(
     {
@@ -48,6 +54,10 @@ _RUN = re.compile(r"[^\x00-\x2f\x3a-\x40\x5b-\x60\x7b-\x7f]+")
 # a comma or a full stop ("FK. 3 people").
 GLUE = frozenset(" \t\u00a0\u2009\u202f-\u2010\u2011\u2012\u2013\u2212")
 
+SNIPPET_CHARS = 200
+_SNIPPET_LEAD = 60  # characters of context kept before the first marked range
+_SPACES = re.compile(r"\s+")
+_NOT_MARK = str.maketrans("", "", MARK_OPEN + MARK_CLOSE)
 _CACHE_LIMIT = 200_000  # distinct code points remembered; past this we fold without caching
 
 
@@ -243,3 +253,36 @@ _WORD_TOKENS = _WordTokenCache()
 def is_glue(gap: str) -> bool:
     """Whether two pieces of a code separated by ``gap`` in the original text count as one code."""
     return gap == "" or (len(gap) == 1 and gap in GLUE)
+
+
+def snippet(source: str, ranges: Sequence[tuple[int, int]], width: int = SNIPPET_CHARS) -> str:
+    """About ``width`` characters of ``source`` around the first range, ranges wrapped in marks.
+
+    Cuts fall on spaces where possible, cut ends get "…", and whitespace runs become one space so a
+    snippet from a multi-line body still reads as one line.
+    """
+    ordered = sorted(ranges)
+    first_start, first_end = ordered[0] if ordered else (0, 0)
+    start = max(0, first_start - _SNIPPET_LEAD)
+    if start > 0:
+        space = source.find(" ", start, first_start)
+        start = space + 1 if space >= 0 else start
+    end = max(min(len(source), start + width), first_end)
+    if end < len(source):
+        space = source.rfind(" ", first_end, end)
+        end = space if space > first_end else end
+    window = source[start:end]
+    # Marks already in the text would confuse every renderer; they are rare, so check once.
+    clean = (lambda x: x.translate(_NOT_MARK)) if MARK_OPEN in window or MARK_CLOSE in window else str
+    parts: list[str] = ["…"] if start > 0 else []
+    pos = start
+    for a, b in ordered:
+        a, b = max(a, pos), min(b, end)
+        if a >= b:
+            continue
+        parts += [clean(source[pos:a]), MARK_OPEN, clean(source[a:b]), MARK_CLOSE]
+        pos = b
+    parts.append(clean(source[pos:end]))
+    if end < len(source):
+        parts.append("…")
+    return _SPACES.sub(" ", "".join(parts)).strip()
