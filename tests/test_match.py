@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+import gc
+
 import pytest
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
-from watcher.match import Document, TopicIndex, explain, match, prepare, required_keys
+from watcher.match import Document, TopicIndex, compile_query, explain, match, prepare, required_keys
 from watcher.models import MARK_CLOSE, MARK_OPEN
 from watcher.query import parse_query
 from watcher.text import snippet
@@ -476,3 +478,22 @@ def test_random_queries_never_raise_and_the_index_never_misses(source: str, titl
     event("matched" if m else "did not match")
     assert TopicIndex([("q", q)]).match(doc) == ({} if m is None else {"q": m})
     assert explain(q, doc).matched is (m is not None)
+
+
+def test_documents_hold_no_reference_cycles() -> None:
+    # A cycle would leave every prepared item to the cyclic GC, which costs about a fifth of throughput.
+    q = parse_query(MISSION, ALIASES)
+    index = TopicIndex([("t", q)])
+    compile_query(q)
+    gc.collect()
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        doc = prepare(*SAMPLES["cyrillic"])
+        assert index.match(doc)
+        explain(q, doc)
+        del doc
+        assert gc.collect() == 0
+    finally:
+        if was_enabled:
+            gc.enable()

@@ -33,17 +33,58 @@ Span = tuple[int, int]  # first and last token index, inclusive
 Pred = Callable[["Document"], bool]
 
 
+class Lexicon:
+    """The distinct tokens of a document, with the lookups prefixes need, built on first use.
+
+    Shared by the document and its fields; it points back at neither, so a Document holds no reference
+    cycle and is freed as soon as the pipeline drops it instead of waiting for the cyclic GC.
+    """
+
+    __slots__ = ("_heads", "_sorted", "words")
+
+    def __init__(self, words: frozenset[str]) -> None:
+        self.words = words
+        self._sorted: list[str] | None = None
+        self._heads: dict[int, frozenset[str]] = {}
+
+    def with_prefix(self, prefix: str) -> list[str]:
+        """Tokens starting with ``prefix``, from a sorted vocabulary built on first use."""
+        if self._sorted is None:
+            self._sorted = sorted(self.words)
+        ordered = self._sorted
+        lo = hi = bisect.bisect_left(ordered, prefix)
+        while hi < len(ordered) and ordered[hi].startswith(prefix):
+            hi += 1
+        return ordered[lo:hi]
+
+    def heads(self, n: int) -> frozenset[str]:
+        """The first ``n`` characters of every token: a prefix of length n is present iff it is here."""
+        found = self._heads.get(n)
+        if found is None:
+            found = self._heads[n] = frozenset(map(operator.itemgetter(slice(0, n)), self.words))
+        return found
+
+    def has_prefix(self, prefix: str) -> bool:
+        """Some token starts with ``prefix``."""
+        if len(prefix) >= _HEAD:
+            if prefix[:_HEAD] not in self.heads(_HEAD):
+                return False  # the usual answer, without sorting the vocabulary
+            if len(prefix) == _HEAD:
+                return True
+        return bool(self.with_prefix(prefix))
+
+
 class Field:
     """One field of a prepared item. Past its tokens, everything is computed on first use: most
     documents are rejected by the document-wide vocabulary alone."""
 
-    __slots__ = ("_locator", "_positions", "_vocab", "doc", "name", "source", "tokens")
+    __slots__ = ("_locator", "_positions", "_vocab", "lexicon", "name", "source", "tokens")
 
-    def __init__(self, name: str, source: str, toks: list[str], doc: Document) -> None:
-        self.doc = doc  # answers prefix lookups for both fields
+    def __init__(self, name: str, source: str, toks: list[str], lexicon: Lexicon) -> None:
         self.name = name
         self.source = source
         self.tokens = toks
+        self.lexicon = lexicon  # the whole document's: prefix lookups are shared by both fields
         self._vocab: frozenset[str] | None = None
         self._positions: dict[str, list[int]] = {}
         self._locator: TokenLocator | None = None
@@ -61,7 +102,7 @@ class Field:
         indexing every token of it would cost more.
         """
         if word.prefix:
-            found = [self._exact(t) for t in self.doc.with_prefix(word.text)]
+            found = [self._exact(t) for t in self.lexicon.with_prefix(word.text)]
             return found[0] if len(found) == 1 else sorted(i for ps in found for i in ps)
         return self._exact(word.text)
 
@@ -91,15 +132,15 @@ class Field:
 class Document:
     """An item prepared once for matching against any number of queries."""
 
-    __slots__ = ("_heads", "_sorted", "text", "title", "vocab")
+    __slots__ = ("has_prefix", "lexicon", "text", "title", "vocab")
 
     def __init__(self, title: str, text: str) -> None:
         title_tokens, text_tokens = tokens(title), tokens(text)
-        self.title = Field("title", title, title_tokens, self)
-        self.text = Field("text", text, text_tokens, self)
         self.vocab = frozenset(chain(title_tokens, text_tokens))
-        self._sorted: list[str] | None = None
-        self._heads: dict[int, frozenset[str]] = {}
+        self.lexicon = Lexicon(self.vocab)
+        self.has_prefix = self.lexicon.has_prefix  # a bound method of the lexicon: no cycle
+        self.title = Field("title", title, title_tokens, self.lexicon)
+        self.text = Field("text", text, text_tokens, self.lexicon)
 
     def fields(self, scope: Scope) -> tuple[Field, ...]:
         if scope is Scope.TITLE:
@@ -107,32 +148,6 @@ class Document:
         if scope is Scope.TEXT:
             return (self.text,)
         return (self.title, self.text)
-
-    def with_prefix(self, prefix: str) -> list[str]:
-        """Tokens starting with ``prefix``, from a sorted vocabulary built on first use."""
-        if self._sorted is None:
-            self._sorted = sorted(self.vocab)
-        ordered = self._sorted
-        lo = hi = bisect.bisect_left(ordered, prefix)
-        while hi < len(ordered) and ordered[hi].startswith(prefix):
-            hi += 1
-        return ordered[lo:hi]
-
-    def heads(self, n: int) -> frozenset[str]:
-        """The first ``n`` characters of every token: a prefix of length n is present iff it is here."""
-        found = self._heads.get(n)
-        if found is None:
-            found = self._heads[n] = frozenset(map(operator.itemgetter(slice(0, n)), self.vocab))
-        return found
-
-    def has_prefix(self, prefix: str) -> bool:
-        """Some token of either field starts with ``prefix``."""
-        if len(prefix) >= _HEAD:
-            if prefix[:_HEAD] not in self.heads(_HEAD):
-                return False  # the usual answer, without sorting the vocabulary
-            if len(prefix) == _HEAD:
-                return True
-        return bool(self.with_prefix(prefix))
 
 
 def prepare(title: str, text: str) -> Document:
@@ -514,7 +529,7 @@ class TopicIndex:
         for word in doc.vocab & self._word_keys:
             found.update(self._words[word])
         for n, keys, table in self._prefix_tables:
-            for head in keys.intersection(doc.heads(n)):
+            for head in keys.intersection(doc.lexicon.heads(n)):
                 found.update(table[head])
         return sorted(found)
 
