@@ -86,7 +86,7 @@ def test_is_glue(gap: str, glued: bool) -> None:
 
 _TEXT = st.text(
     alphabet=st.one_of(
-        st.characters(codec="utf-8", exclude_categories=("Cs",)),
+        st.characters(codec="utf-8"),  # no lone surrogates: they cannot come from decoded feeds
         st.sampled_from("ČčĆćĐđŠšŽžЂђЋћЧчЖжШшЉљЊњЏџЈјХхЦцАБВГДabcXYZ019 -.,'’«»\u0301\u030c½ﬁß"),
     ),
     max_size=60,
