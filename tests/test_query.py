@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import pickle
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -141,6 +143,16 @@ def test_query_is_immutable_and_hashable() -> None:
     assert [x.source for x in a.terms()] == ["Serbia", "Srbija", "drone*", "sport"]
     with pytest.raises(AttributeError):
         a.source = "x"  # type: ignore[misc]
+
+
+def test_query_pickles_without_its_cached_hash() -> None:
+    q = parse_query("(Serbia OR Srbija) AND FK-3 NEAR/3 drone*")
+    hash(q)
+    state = q.__reduce__()
+    assert state == (Query, (q.source, q.root))  # the cached hash is not part of it
+    copy = pickle.loads(pickle.dumps(q))
+    assert copy == q
+    assert hash(copy) == hash(q)
 
 
 def test_alias_fragments_may_use_other_aliases() -> None:

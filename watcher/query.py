@@ -108,6 +108,10 @@ class Query:
             object.__setattr__(self, "_hash", hash((self.source, self.root)) or 1)
         return self._hash
 
+    def __reduce__(self) -> tuple[type[Query], tuple[str, Node]]:
+        # Never carry the cached hash to another process: string hashes differ between processes.
+        return (Query, (self.source, self.root))
+
     def terms(self) -> tuple[Term, ...]:
         """Every leaf in query order, including those under NOT."""
         return tuple(iter_terms(self.root))
