@@ -78,22 +78,15 @@ class Field:
     """One field of a prepared item. Past its tokens, everything is computed on first use: most
     documents are rejected by the document-wide vocabulary alone."""
 
-    __slots__ = ("_locator", "_positions", "_vocab", "lexicon", "name", "source", "tokens")
+    __slots__ = ("_locator", "_positions", "lexicon", "name", "source", "tokens")
 
     def __init__(self, name: str, source: str, toks: list[str], lexicon: Lexicon) -> None:
         self.name = name
         self.source = source
         self.tokens = toks
         self.lexicon = lexicon  # the whole document's: prefix lookups are shared by both fields
-        self._vocab: frozenset[str] | None = None
         self._positions: dict[str, list[int]] = {}
         self._locator: TokenLocator | None = None
-
-    @property
-    def vocab(self) -> frozenset[str]:
-        if self._vocab is None:
-            self._vocab = frozenset(self.tokens)
-        return self._vocab
 
     def positions(self, word: Word) -> list[int]:
         """Ascending token indices where ``word`` occurs.
@@ -193,8 +186,8 @@ def _term_pred(term: Term) -> Pred:
         if scope is Scope.ANY:
             return lambda d: word in d.vocab
         if scope is Scope.TITLE:
-            return lambda d: word in d.title.vocab
-        return lambda d: word in d.text.vocab
+            return lambda d: word in d.vocab and word in d.title.tokens  # list scans run in C
+        return lambda d: word in d.vocab and word in d.text.tokens
     if only is not None and scope is Scope.ANY:
         return lambda d: d.has_prefix(only.text)
     # Phrases, codes and scoped prefixes: a document-wide vocabulary check first, positions only if it passes.
