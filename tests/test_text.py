@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from watcher.text import Token, TokenLocator, fold, is_glue, tokenize, tokens, vocabulary
+from watcher.text import Token, TokenLocator, fold, is_glue, split_words, tokenize, tokens, vocabulary
 
 
 @pytest.mark.parametrize(
@@ -128,7 +128,7 @@ def test_tokenize_agrees_with_tokens_and_offsets_refold(s: str) -> None:
 @given(_TEXT)
 def test_locator_and_vocabulary_agree_with_tokenize(s: str) -> None:
     expected = tokenize(s)
-    forward, backward = TokenLocator(s), TokenLocator(s)
+    forward, backward = TokenLocator(s), TokenLocator(s, *split_words(s))
     for i in range(len(expected)):  # forward lookups resume from the last one; backward ones restart
         assert forward[i] == expected[i]
         assert backward[len(expected) - 1 - i] == expected[len(expected) - 1 - i]

@@ -25,7 +25,7 @@ from itertools import chain
 
 from watcher.models import MARK_CLOSE, MARK_OPEN, Match
 from watcher.query import Near, Node, Not, Or, Query, Scope, Term, Word
-from watcher.text import SNIPPET_CHARS, Token, TokenLocator, is_glue, snippet, tokens
+from watcher.text import SNIPPET_CHARS, Token, TokenLocator, is_glue, snippet, split_words, tokens
 
 _HEAD = 4  # prefixes are indexed, and cheaply ruled out, by their first four characters
 
@@ -42,7 +42,7 @@ class Lexicon:
 
     __slots__ = ("_heads", "_sorted", "words")
 
-    def __init__(self, words: frozenset[str]) -> None:
+    def __init__(self, words: frozenset[str] = frozenset()) -> None:
         self.words = words
         self._sorted: list[str] | None = None
         self._heads: dict[int, frozenset[str]] = {}
@@ -78,13 +78,18 @@ class Field:
     """One field of a prepared item. Past its tokens, everything is computed on first use: most
     documents are rejected by the document-wide vocabulary alone."""
 
-    __slots__ = ("_locator", "_positions", "lexicon", "name", "source", "tokens")
+    __slots__ = ("_locator", "_positions", "_words", "lexicon", "name", "source", "tokens")
 
-    def __init__(self, name: str, source: str, toks: list[str], lexicon: Lexicon) -> None:
+    def __init__(self, name: str, source: str, lexicon: Lexicon) -> None:
         self.name = name
         self.source = source
-        self.tokens = toks
         self.lexicon = lexicon  # the whole document's: prefix lookups are shared by both fields
+        self._words: tuple[list[str], list[tuple[str, ...]]] | None = None
+        if source.isascii():
+            self.tokens = tokens(source)
+        else:  # keep the split words: a snippet's TokenLocator reuses them
+            self._words = split_words(source)
+            self.tokens = list(chain.from_iterable(self._words[1]))
         self._positions: dict[str, list[int]] = {}
         self._locator: TokenLocator | None = None
 
@@ -114,7 +119,7 @@ class Field:
     def offset(self, i: int) -> Token:
         """Token ``i`` with its offsets in ``source``."""
         if self._locator is None:
-            self._locator = TokenLocator(self.source)
+            self._locator = TokenLocator(self.source, *(self._words or ()))
         return self._locator[i]
 
     def glued(self, i: int) -> bool:
@@ -128,12 +133,11 @@ class Document:
     __slots__ = ("has_prefix", "lexicon", "text", "title", "vocab")
 
     def __init__(self, title: str, text: str) -> None:
-        title_tokens, text_tokens = tokens(title), tokens(text)
-        self.vocab = frozenset(chain(title_tokens, text_tokens))
-        self.lexicon = Lexicon(self.vocab)
+        self.lexicon = Lexicon()
+        self.title = Field("title", title, self.lexicon)
+        self.text = Field("text", text, self.lexicon)
+        self.vocab = self.lexicon.words = frozenset(chain(self.title.tokens, self.text.tokens))
         self.has_prefix = self.lexicon.has_prefix  # a bound method of the lexicon: no cycle
-        self.title = Field("title", title, title_tokens, self.lexicon)
-        self.text = Field("text", text, text_tokens, self.lexicon)
 
     def fields(self, scope: Scope) -> tuple[Field, ...]:
         if scope is Scope.TITLE:

@@ -125,6 +125,13 @@ def tokens(s: str) -> list[str]:
     return list(chain.from_iterable(map(_WORD_TOKENS.__getitem__, s.split())))
 
 
+def split_words(s: str) -> tuple[list[str], list[tuple[str, ...]]]:
+    """``s`` split on whitespace, with each word's tokens: flattened, that is ``tokens(s)``. A caller that
+    also wants a TokenLocator passes both on, so the text is split and looked up only once."""
+    words = s.split()
+    return words, list(map(_WORD_TOKENS.__getitem__, words))
+
+
 def vocabulary(*texts: str) -> frozenset[str]:
     """The distinct tokens of all ``texts``: what the matcher's set checks and inverted index need."""
     return frozenset(chain.from_iterable(_token_stream(s) for s in texts))
@@ -170,16 +177,20 @@ class TokenLocator:
 
     __slots__ = ("_ends", "_known", "_words", "source")
 
-    def __init__(self, source: str) -> None:
+    def __init__(
+        self, source: str, words: list[str] | None = None, per_word: list[tuple[str, ...]] | None = None
+    ) -> None:
+        """``words`` and ``per_word``, if given, must be ``split_words(source)``."""
         self.source = source
-        self._words: list[str] = []
-        self._ends: list[int] | None = None  # _ends[j] = tokens in words 0..j
+        self._words = words or []
+        # _ends[j] = tokens in words 0..j
+        self._ends = None if per_word is None else list(accumulate(map(len, per_word)))
         self._known = (0, 0)  # (j, start of word j) last located: the next lookup splits from there
 
     def __getitem__(self, i: int) -> Token:
         if self._ends is None:
             self._words = self.source.split()
-            self._ends = list(accumulate(map(len, map(_WORD_SPANS.__getitem__, self._words))))
+            self._ends = list(accumulate(map(len, map(_WORD_TOKENS.__getitem__, self._words))))
         if i < 0 or not self._ends or i >= self._ends[-1]:
             raise IndexError(i)
         j = bisect.bisect_right(self._ends, i)
