@@ -22,7 +22,7 @@ def _date(e: Entry) -> datetime:
     return e.published or datetime.now(UTC)
 
 
-def rss(entries: list[Entry], title: str = "RSS feed") -> str:
+def rss(entries: list[Entry], title: str = "RSS feed", language: str | None = None) -> str:
     items = "".join(
         f"<item><guid isPermaLink='false'>{escape(e.guid)}</guid><title>{escape(e.title)}</title>"
         f"<link>{escape(e.link)}</link><description>{escape(e.summary)}</description>"
@@ -31,7 +31,9 @@ def rss(entries: list[Entry], title: str = "RSS feed") -> str:
     )
     return (
         f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>{escape(title)}</title>'
-        f"<link>http://example.org/</link><description>d</description>{items}</channel></rss>"
+        f"<link>http://example.org/</link><description>d</description>"
+        + (f"<language>{escape(language)}</language>" if language else "")
+        + f"{items}</channel></rss>"
     )
 
 

@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 
 RETRY_BASE = 60.0  # first retry after a minute, doubling
 RETRY_MAX = 6 * 3600.0
+GAP_HISTORY_DAYS = 30  # a feed's "usual gap" is learnt from this much recent history
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +67,8 @@ def render(channel: AnyChannel, digest: Digest) -> str:
 def _health(config: Config, store: Store, now: datetime) -> tuple[list[FeedHealth], int]:
     urls = [f.url for f in config.feeds]
     names = {f.url: f.name or "" for f in config.feeds}
-    problems, healthy = feed_health(store.feed_states(urls), store.feed_gaps(), names, now)
+    gaps = store.feed_gaps(now - timedelta(days=GAP_HISTORY_DAYS))
+    problems, healthy = feed_health(store.feed_states(urls), gaps, names, now)
     return problems, healthy
 
 

@@ -21,7 +21,7 @@ import click
 from watcher import __version__
 from watcher.config import DEFAULT_CONFIG, Config, load_config
 from watcher.errors import ConfigError, QuerySyntaxError, StoreError, WatcherError
-from watcher.models import MARK_CLOSE, MARK_OPEN, FeedState, HitView, PollOutcome
+from watcher.models import MARK_CLOSE, MARK_OPEN, FeedState, HitView, PollOutcome, body_text
 from watcher.store import Store
 
 log = logging.getLogger("watcher")
@@ -145,6 +145,11 @@ def _iso(dt: datetime | None) -> str | None:
     return dt.astimezone(UTC).isoformat(timespec="seconds") if dt else None
 
 
+def _marked(snippet: str) -> str:
+    """Matched words as **word** in JSON output: the snippet's markers are control characters."""
+    return snippet.replace(MARK_OPEN, "**").replace(MARK_CLOSE, "**")
+
+
 def hit_json(h: HitView) -> dict[str, Any]:
     return {
         "topic": h.topic,
@@ -157,7 +162,7 @@ def hit_json(h: HitView) -> dict[str, Any]:
         "story": h.story,
         "backlog": h.backlog,
         "terms": list(h.terms),
-        "snippet": h.snippet.replace(MARK_OPEN, "**").replace(MARK_CLOSE, "**"),
+        "snippet": _marked(h.snippet),
         "also_seen": [
             {
                 "feed": c["feed"],
@@ -224,7 +229,7 @@ def feeds(click_ctx: click.Context, fmt: str) -> None:
     ctx: Ctx = click_ctx.obj
     cfg = ctx.config
     with ctx.store() as store:
-        states = {s.url: s for s in store.feed_states()}
+        states = {s.url: s for s in store.feed_states(with_counts=True)}
     rows = [feed_json(states.get(f.url) or FeedState(url=f.url), f.name) for f in cfg.feeds]
     if fmt == "json":
         for r in rows:
@@ -323,10 +328,7 @@ def backtest(ctx: Ctx, topic: str | None, query_text: str | None, fmt: str) -> N
     with ctx.store() as store:
         for row in store.iter_items(feed_urls):
             total += 1
-            text = row["content"] if row["content"] else row["summary"]
-            if row["content"] and row["summary"] and row["summary"] not in row["content"]:
-                text = f"{row['summary']}\n{row['content']}"
-            m = index.match(prepare(row["title"], text)).get("q")
+            m = index.match(prepare(row["title"], body_text(row["summary"], row["content"]))).get("q")
             if m is None or (wanted is not None and not wanted.wants_language(row["language"])):
                 continue
             feed = row["feed_name"] or row["feed_url"]
@@ -334,7 +336,7 @@ def backtest(ctx: Ctx, topic: str | None, query_text: str | None, fmt: str) -> N
             if fmt == "json":
                 out = {"feed": feed, "title": row["title"], "url": row["link"], "guid": row["guid"],
                        "published": row["published"], "terms": list(m.terms),
-                       "snippet": m.snippet.replace(MARK_OPEN, "**").replace(MARK_CLOSE, "**")}  # fmt: skip
+                       "snippet": _marked(m.snippet)}  # fmt: skip
                 click.echo(json.dumps(out, ensure_ascii=False))
             else:
                 click.echo(f"{(row['published'] or row['first_seen'])[:16]}  {feed}  {row['title'][:90]}")

@@ -14,7 +14,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
@@ -22,7 +21,7 @@ from watcher.channels import ChannelConfig
 from watcher.errors import ConfigError, QuerySyntaxError
 from watcher.models import USER_AGENT, FetchSettings
 from watcher.query import Query, parse_query
-from watcher.schedule import parse_schedule
+from watcher.schedule import check_schedule, check_timezone
 from watcher.units import parse_duration, parse_size
 
 DEFAULT_CONFIG = Path("config/watcher.toml")
@@ -114,24 +113,8 @@ class TopicConfig(_Strict):
             raise ValueError("use letters, digits, '-', '_' and '.' only (it appears in URLs and file names)")
         return v
 
-    @field_validator("digest")
-    @classmethod
-    def _digest(cls, v: str) -> str:
-        parse_schedule(v)
-        return v
-
-    @field_validator("timezone")
-    @classmethod
-    def _tz(cls, v: str) -> str:
-        return _check_tz(v)
-
-
-def _check_tz(v: str) -> str:
-    try:
-        ZoneInfo(v)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError("not an IANA time zone (e.g. 'UTC', 'Europe/Belgrade')") from None
-    return v
+    _digest = field_validator("digest")(check_schedule)
+    _timezone = field_validator("timezone")(check_timezone)
 
 
 class ConfigFile(_Strict):

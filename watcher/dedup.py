@@ -8,7 +8,7 @@ the field (skx/rss2email #111, feedbin #604): a feed that reuses one GUID for a 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
 from watcher.models import Item, StoredItem
@@ -32,9 +32,10 @@ class Reason(StrEnum):
 
 
 def content_hash(item: Item) -> str:
-    """Hash of what an analyst would call "the same text": folded title and body, whitespace-insensitive."""
-    basis = " ".join(fold(item.title).split()) + "\n" + " ".join(fold(item.text).split())
-    return hashlib.sha1(basis.encode()).hexdigest()
+    """Hash of the title and body, whitespace-insensitive. It runs for every item of every changed feed, so
+    it does not fold: a case-only edit counts as an update, and updates never alert."""
+    basis = " ".join(item.title.split()) + "\n" + " ".join(item.text.split())
+    return hashlib.sha1(basis.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def item_canonical_url(item: Item) -> str | None:
@@ -75,6 +76,4 @@ def scoped_guid(item: Item) -> str:
 
 
 def _scoped(item: Item) -> Item:
-    from dataclasses import replace
-
     return replace(item, guid=scoped_guid(item))

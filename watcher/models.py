@@ -77,10 +77,14 @@ class Item:
 
     @property
     def text(self) -> str:
-        """The body the matcher searches: content when present, else the summary."""
-        if self.content and self.summary and self.summary not in self.content:
-            return f"{self.summary}\n{self.content}"
-        return self.content or self.summary
+        return body_text(self.summary, self.content)
+
+
+def body_text(summary: str, content: str) -> str:
+    """The body the matcher searches: the content, with the summary in front unless the content has it."""
+    if content and summary and summary not in content:
+        return f"{summary}\n{content}"
+    return content or summary
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -256,13 +256,13 @@ def _store_items(
         if not topics:
             continue
         doc = prepare(item.title, item.text)
+        backlog = policy.is_backlog(
+            first_poll=first_poll, published=item.published, now=now, window=cfg.watcher.first_poll_window
+        )
         for name, m in index.match(doc).items():
             topic = topics[name]
             if not topic.wants_language(item.language):
                 continue
-            backlog = policy.is_backlog(
-                first_poll=first_poll, published=item.published, now=now, window=cfg.watcher.first_poll_window
-            )
             hit_id = store.add_hit(
                 topic=name, story_id=story_id, item_id=item_id, terms=m.terms, snippet=m.snippet,
                 backlog=backlog, now=now, channels=topic.config.channels,

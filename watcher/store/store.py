@@ -76,8 +76,11 @@ class Store:
                     [url, name, ts(now)],
                 )
 
-    def feed_states(self, urls: Sequence[str] | None = None) -> list[FeedState]:
-        sql = "SELECT f.*, (SELECT count(*) FROM items i WHERE i.feed_url = f.url) AS item_count FROM feeds f"
+    def feed_states(self, urls: Sequence[str] | None = None, *, with_counts: bool = False) -> list[FeedState]:
+        """Feed rows; `with_counts` adds each feed's item count, which costs a pass over its items, so only
+        the CLI's `feeds` asks for it (the daemon reads the states on every tick)."""
+        count = "(SELECT count(*) FROM items i WHERE i.feed_url = f.url)" if with_counts else "0"
+        sql = f"SELECT f.*, {count} AS item_count FROM feeds f"
         params: list[Any] = []
         if urls is not None:
             sql += f" WHERE f.url IN ({','.join('?' * len(urls))})"
@@ -288,7 +291,7 @@ class Store:
                 feed=r["feed"],
                 guid=r["guid"],
                 published=parse_ts(r["published"]),
-                first_seen=parse_ts(r["first_seen"]) or datetime.now(UTC),
+                first_seen=datetime.fromisoformat(r["first_seen"]),
                 backlog=bool(r["backlog"]),
                 terms=tuple(json.loads(r["terms"])),
                 snippet=r["snippet"],
@@ -312,14 +315,15 @@ class Store:
                 out.setdefault(r.pop("story_id"), []).append(r)
         return out
 
-    def feed_gaps(self, last: int = 20) -> dict[str, float]:
-        """Each feed's usual gap between items (seconds), from its last `last` items' dates (first-seen if undated)."""
+    def feed_gaps(self, since: datetime, last: int = 20) -> dict[str, float]:
+        """Each feed's usual gap between items (seconds), from its last `last` items first seen after `since`
+        (their dates, first-seen if undated); the first_seen index bounds it, not the archive's size."""
         out: dict[str, float] = {}
         for r in self._rows(
             "SELECT feed_url, min(t) AS first, max(t) AS last, count(*) AS n FROM ("
             "  SELECT feed_url, coalesce(published, first_seen) AS t, row_number() OVER (PARTITION BY feed_url ORDER BY id DESC) AS rn "
-            "  FROM items) WHERE rn <= ? GROUP BY feed_url",
-            [last],
+            "  FROM items WHERE first_seen >= ?) WHERE rn <= ? GROUP BY feed_url",
+            [ts(since), last],
         ):
             first, latest = parse_ts(r["first"]), parse_ts(r["last"])
             if r["n"] > 1 and first and latest and latest > first:
