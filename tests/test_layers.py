@@ -19,7 +19,7 @@ OWNERS = {
     "httpx": ("watcher/fetch.py", "watcher/netguard.py", "watcher/notify/"),
     "smtplib": ("watcher/notify/email.py",),
     "apscheduler": ("watcher/daemon.py", "watcher/schedule.py"),
-    "click": ("watcher/cli.py",),
+    "click": ("watcher/cli/",),
 }
 # adapters: none of these may import another of them
 ADAPTERS = ("watcher.fetch", "watcher.parse", "watcher.store", "watcher.notify")

@@ -112,4 +112,20 @@ def _v2_neardup(db: sqlite_utils.Database) -> None:
     neardup.create_schema(db.conn)
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1_core, _v2_neardup]
+def _v3_full_text(db: sqlite_utils.Database) -> None:
+    """An item's extracted article text, kept apart from the feed's own summary and content.
+
+    `full_text_status` is NULL when the feed does not ask for full text, 'ok' when the article page was
+    fetched and extracted, 'fallback' when that failed and the feed's summary stands in (the reason is in
+    `full_text_error`).
+    """
+    db.executescript(
+        """
+        ALTER TABLE items ADD COLUMN full_text TEXT;
+        ALTER TABLE items ADD COLUMN full_text_status TEXT;
+        ALTER TABLE items ADD COLUMN full_text_error TEXT;
+        """
+    )
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1_core, _v2_neardup, _v3_full_text]
