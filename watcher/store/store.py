@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from watcher.errors import StoreError
 from watcher.models import FeedState, FeedStatus, HitView, Item, StoredItem
-from watcher.store.db import connect, migrate, transaction
+from watcher.store.db import BUSY_TIMEOUT_MS, connect, migrate, transaction
 from watcher.store.schema import MIGRATIONS
 
 
@@ -257,8 +259,15 @@ class Store:
         return hit_id
 
     def hits(
-        self, *, topic: str | None = None, since: datetime | None = None, ids: Sequence[int] | None = None
+        self,
+        *,
+        topic: str | None = None,
+        since: datetime | None = None,
+        ids: Sequence[int] | None = None,
+        newest: int | None = None,
     ) -> list[HitView]:
+        """Hits oldest first; with `newest`, only the newest that many, newest first (the Atom feed's page,
+        read through the (topic, created_at) index instead of the topic's whole history)."""
         where: list[str] = []
         params: list[object] = []
         if topic is not None:
@@ -277,7 +286,8 @@ class Store:
             "FROM hits h JOIN stories s ON s.id = h.story_id JOIN items i ON i.id = h.item_id "
             "JOIN feeds f ON f.url = i.feed_url"
             + (" WHERE " + " AND ".join(where) if where else "")
-            + " ORDER BY h.created_at, h.id",
+            + (" ORDER BY h.created_at, h.id" if newest is None else " ORDER BY h.created_at DESC, h.id DESC")
+            + ("" if newest is None else f" LIMIT {int(newest)}"),
             params,
         )
         copies = self._copies({r["story_id"] for r in rows})
@@ -342,6 +352,43 @@ class Store:
     def get_state(self, key: str) -> str | None:
         row = self.db.execute("SELECT value FROM daemon_state WHERE key = ?", [key]).fetchone()
         return str(row[0]) if row else None
+
+    def states(self) -> dict[str, str]:
+        return {str(k): str(v) for k, v in self.db.execute("SELECT key, value FROM daemon_state").fetchall()}
+
+    def bump_state(self, counts: dict[str, int]) -> None:
+        """Add to integer counters kept in daemon_state (the daemon's totals that /metrics reports)."""
+        for key, n in counts.items():
+            self.db.execute(
+                "INSERT INTO daemon_state (key, value) VALUES (?, ?) "
+                "ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + excluded.value",
+                [key, n],
+            )
+
+    def probe_write(self, key: str, value: str, timeout: float) -> None:
+        """Prove the database takes a write now: one row in its own transaction, waiting at most `timeout`
+        seconds for another writer (a health check must answer before its caller gives up on it)."""
+        self.db.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+        try:
+            with self.transaction():
+                self.set_state(key, value)
+        except sqlite3.Error as e:
+            raise StoreError(f"database {self.path} is not writable: {e}") from e
+        finally:
+            self.db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+
+    def hit_counts(self) -> dict[str, int]:
+        """Stored hits per topic (a pass over the hits index, which holds one row per topic and story)."""
+        return {str(t): int(n) for t, n in self.db.execute("SELECT topic, count(*) FROM hits GROUP BY topic")}
+
+    def delivery_counts(self) -> dict[tuple[str, str], int]:
+        """Deliveries per (status, channel), read from the (status, channel) index alone."""
+        return {
+            (str(s), str(c)): int(n)
+            for s, c, n in self.db.execute(
+                "SELECT status, channel, count(*) FROM deliveries GROUP BY status, channel"
+            )
+        }
 
     def integrity_check(self) -> str:
         return str(self.db.execute("PRAGMA integrity_check").fetchone()[0])
