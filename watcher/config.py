@@ -117,8 +117,26 @@ class TopicConfig(_Strict):
     _timezone = field_validator("timezone")(check_timezone)
 
 
+class ServeSection(_Strict):
+    """`[serve]`: the HTTP endpoints (Atom per topic, /healthz, /metrics), also run by the daemon when enabled."""
+
+    enabled: bool = False  # whether `watcher run` serves too; `watcher serve` always does
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    base_url: str | None = None  # absolute links in Atom feeds when behind a proxy; else the request's
+    health_max_age: Duration = 3600.0  # /healthz fails when the last poll cycle is older than this
+
+    @field_validator("base_url")
+    @classmethod
+    def _base_url(cls, v: str | None) -> str | None:
+        if v is not None and not re.match(r"^https?://[^/\s]+", v):
+            raise ValueError("must be an http:// or https:// URL")
+        return v.rstrip("/") if v else v
+
+
 class ConfigFile(_Strict):
     watcher: WatcherSection = WatcherSection()
+    serve: ServeSection = ServeSection()
     aliases: dict[str, tuple[str, ...]] = {}
     feeds: tuple[FeedConfig, ...] = ()
     topics: tuple[TopicConfig, ...] = ()
@@ -163,6 +181,10 @@ class Config:
     @property
     def watcher(self) -> WatcherSection:
         return self.file.watcher
+
+    @property
+    def serve(self) -> ServeSection:
+        return self.file.serve
 
     @property
     def feeds(self) -> tuple[FeedConfig, ...]:
