@@ -2,15 +2,21 @@
 
 "Silent" compares the time since a feed's last new item with its own usual gap between items, so a
 feed that publishes weekly is not flagged after a quiet day, while a wire feed that stops for six hours is.
+
+The daemon's own liveness (`liveness`, `check_liveness`) is one rule shared by `watcher health` and
+/healthz, so Docker's HEALTHCHECK means the same whichever of the two it runs.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from watcher.digest import FeedHealth
+from watcher.errors import StoreError
 from watcher.models import FeedState, FeedStatus
+from watcher.store import Store, parse_ts, ts
 from watcher.units import format_duration
 
 SILENT_FACTOR = 5.0  # silent after this many usual gaps without a new item
@@ -52,3 +58,49 @@ def feed_health(
                 FeedHealth(name=names.get(s.url) or s.name or s.title or s.url, url=s.url, problem=p)
             )
     return problems, len(states) - len(problems)
+
+
+@dataclass(frozen=True, slots=True)
+class Liveness:
+    """Whether the daemon polls and its database takes writes; `detail` says why in one line."""
+
+    ok: bool
+    detail: str
+    last_cycle: datetime | None
+
+
+PROBE_TIMEOUT = 5.0  # a health check answers within Docker's default 30 s timeout even behind a writer
+
+
+def liveness(
+    last_tick: datetime | None,
+    last_cycle: datetime | None,
+    now: datetime,
+    max_age: float,
+    write_error: str | None = None,
+) -> Liveness:
+    """The rule: healthy when the database took a write and the daemon ticked or finished a cycle within
+    `max_age` seconds. A tick counts as much as a cycle: a feed hanging until its fetch deadline keeps its
+    cycle open but must not make a scheduler that still runs look dead."""
+    last = max((t for t in (last_tick, last_cycle) if t is not None), default=None)
+    shown = last.astimezone(UTC).isoformat(timespec="seconds") if last else "never"
+    if write_error is not None:
+        return Liveness(ok=False, detail=write_error, last_cycle=last)
+    if last is None or (now - last).total_seconds() > max_age:
+        return Liveness(ok=False, detail=f"last poll cycle {shown}", last_cycle=last)
+    return Liveness(ok=True, detail=f"last poll cycle {shown}", last_cycle=last)
+
+
+def check_liveness(
+    store: Store, now: datetime, max_age: float, *, timeout: float = PROBE_TIMEOUT
+) -> Liveness:
+    """`liveness` of a live store: writes one probe row (proving writes work), reads the daemon's marks."""
+    try:
+        store.probe_write("health_probe", ts(now) or "", timeout)
+        write_error = None
+    except StoreError as e:
+        write_error = str(e)
+    return liveness(
+        parse_ts(store.get_state("last_tick")), parse_ts(store.get_state("last_cycle")), now, max_age,
+        write_error,
+    )  # fmt: skip
