@@ -381,6 +381,12 @@ _C1_REFERENCE = re.compile(rb"&#(?:1[2-5][0-9]|x[89][0-9a-fA-F]);|\xc2[\x80-\x9f
 _CONTENT_TYPES = {"text": "text/plain", "html": "text/html", "xhtml": "application/xhtml+xml"}
 
 
+def _is_self_link(el: Any) -> bool:
+    """An ``atom:link`` to the feed itself or its hub in an RSS channel (WordPress writes one into every
+    feed): feedparser only adds it to ``feed.links``, never to ``feed.link``, so the fast path may skip it."""
+    return bool(el.tag == f"{_ATOM}link" and el.get("rel") in ("self", "hub") and not len(el))
+
+
 class _Unsupported(Exception):
     """The fast path declines; feedparser will parse the document."""
 
@@ -516,7 +522,9 @@ def _fast_raw(
             for child in channel:
                 tag = child.tag
                 if not isinstance(tag, str) or (
-                    tag.startswith("{") and not tag.startswith(_RSS_CHANNEL_NAMESPACES)
+                    tag.startswith("{")
+                    and not tag.startswith(_RSS_CHANNEL_NAMESPACES)
+                    and not _is_self_link(child)
                 ):
                     raise _Unsupported(f"<{tag}> in the channel")
             title_el, link_el, lang_el = (channel.find(n) for n in ("title", "link", "language"))
