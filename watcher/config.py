@@ -20,9 +20,11 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 from watcher.channels import ChannelConfig
 from watcher.errors import ConfigError, QuerySyntaxError
 from watcher.models import USER_AGENT, FetchSettings
+from watcher.opml import NOT_HTTP, OpmlError, load_opml
 from watcher.query import Query, parse_query
 from watcher.schedule import check_schedule, check_timezone
 from watcher.units import parse_duration, parse_size
+from watcher.urls import canonical_url
 
 DEFAULT_CONFIG = Path("config/watcher.toml")
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -134,6 +136,13 @@ class ServeSection(_Strict):
         return v.rstrip("/") if v else v
 
 
+class OpmlSource(_Strict):
+    """An OPML file whose feeds are configured as if listed under [[feeds]] (path relative to the config)."""
+
+    path: str = Field(min_length=1)
+    tags: tuple[str, ...] = ()  # added to every feed of the file
+
+
 class ConfigFile(_Strict):
     watcher: WatcherSection = WatcherSection()
     serve: ServeSection = ServeSection()
@@ -141,6 +150,7 @@ class ConfigFile(_Strict):
     feeds: tuple[FeedConfig, ...] = ()
     topics: tuple[TopicConfig, ...] = ()
     channels: dict[str, ChannelConfig] = {}
+    opml: tuple[OpmlSource, ...] = ()  # OPML subscription lists whose feeds join `feeds`
 
 
 @dataclass(frozen=True, slots=True)
@@ -296,7 +306,34 @@ def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> C
             if len(problems) == 1
             else "invalid configuration:\n  " + "\n  ".join(problems),
         ) from None
-    return _cross_check(p, file)
+    return _cross_check(p, _with_opml_feeds(p, file))
+
+
+def _with_opml_feeds(p: Path, file: ConfigFile) -> ConfigFile:
+    """`feeds` plus the feeds of each [[opml]] file, validated like [[feeds]] tables. A feed listed under
+    [[feeds]] wins over the same feed (by canonical URL) in an OPML file, so one feed of a list can be tuned."""
+    known = {canonical_url(f.url) for f in file.feeds}
+    extra: list[FeedConfig] = []
+    for i, src in enumerate(file.opml):
+        where = p.parent / src.path
+        try:
+            subs = load_opml(where)
+        except OpmlError as e:
+            raise ConfigError(str(p), f"opml[{i}].path", str(e)) from None
+        bad = next((s for s in subs.skipped if s.reason == NOT_HTTP), None)
+        if bad is not None:
+            raise ConfigError(str(p), f"opml[{i}]", f"{where}: outline {bad.title!r}: {bad.reason}", bad.url)
+        for feed in subs.feeds:
+            if canonical_url(feed.url) in known:
+                continue
+            known.add(canonical_url(feed.url))
+            tags = tuple(dict.fromkeys((*feed.tags, *src.tags)))
+            try:
+                extra.append(FeedConfig(url=feed.url, name=feed.name, tags=tags))
+            except ValidationError as e:
+                msg = e.errors()[0]["msg"].removeprefix("Value error, ")
+                raise ConfigError(str(p), f"opml[{i}]", f"{where}: feed {feed.url!r}: {msg}") from None
+    return file.model_copy(update={"feeds": file.feeds + tuple(extra)}) if extra else file
 
 
 def _cross_check(p: Path, file: ConfigFile) -> Config:
