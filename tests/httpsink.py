@@ -5,6 +5,7 @@
         sink.reply("/hook", 429, "rate_limited", {"Retry-After": "30"})   # every request from now on
         sink.script("/hook", [Reply(200), Reply(500, "oops")])            # then these, once each, in order
         sink.url("/hook"); sink.received("/hook")    # what arrived (recorded before the answer is sent)
+        sink.wait_received(3)                        # block until 3 POSTs arrived (any path), or TimeoutError
 
 Unknown paths answer 404 "no_service", which is what Slack says for a deleted webhook.
 `block_kit_problems` and `mrkdwn_hazards` are usable directly on payloads in tests.
@@ -166,6 +167,7 @@ class _Server(ThreadingHTTPServer):
 class HttpSink:
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        self._arrived = threading.Condition(self._lock)
         self._defaults: dict[str, Reply] = {}
         self._scripts: dict[str, deque[Reply]] = {}
         self._slack: set[str] = set()
@@ -218,9 +220,23 @@ class HttpSink:
         with self._lock:
             return [r for r in self._received if path is None or r.path == path]
 
+    def wait_received(self, count: int, path: str | None = None, timeout: float = 10.0) -> list[Received]:
+        """Block until ``count`` POSTs (to ``path``, or to any path) arrived; TimeoutError after ``timeout``."""
+
+        def enough() -> bool:
+            return sum(path is None or r.path == path for r in self._received) >= count
+
+        with self._arrived:
+            if not self._arrived.wait_for(enough, timeout):
+                raise TimeoutError(
+                    f"{count} POST(s) to {path or 'any path'} did not arrive within {timeout}s"
+                )
+            return [r for r in self._received if path is None or r.path == path]
+
     def _record(self, r: Received) -> None:
-        with self._lock:
+        with self._arrived:
             self._received.append(r)
+            self._arrived.notify_all()
 
     def _answer(self, path: str, body: bytes) -> tuple[Reply, list[str]]:
         with self._lock:
