@@ -14,6 +14,7 @@ the HTML character references, and its cost is linear. Its input is cut before p
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from html.parser import HTMLParser
 from urllib.parse import urljoin, urlsplit
 
@@ -51,6 +52,8 @@ _SKIP = frozenset({"script", "style"})
 _FEED_CHUNK = 65_536
 _FEED_LINK_TYPES = frozenset(
     {"application/rss+xml", "application/atom+xml", "application/rdf+xml", "application/feed+json"}
+    # older or home-made spellings seen on real sites
+    | {"application/x-rss+xml", "application/x-atom+xml", "application/rss", "text/rss+xml", "text/atom+xml"}
 )
 _DISCOVERY_BYTES = 512_000
 
@@ -166,11 +169,20 @@ def plain_text(value: str | None, *, is_html: bool, limit: int, inline: bool = F
 # --- feed discovery (for the "got an HTML page" error) ---
 
 
+@dataclass(frozen=True, slots=True)
+class FeedLink:
+    """A feed a page advertises: absolute http(s) URL, media type, and the link's title (may be empty)."""
+
+    url: str
+    type: str
+    title: str
+
+
 class _FeedLinkFinder(HTMLParser):
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
         self.base: str | None = None
-        self.feeds: list[str] = []
+        self.feeds: list[tuple[str, str, str]] = []  # href, type, title
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         a = {k.lower(): (v or "") for k, v in attrs}
@@ -180,7 +192,7 @@ class _FeedLinkFinder(HTMLParser):
             rels = a.get("rel", "").lower().split()
             kind = a.get("type", "").split(";", 1)[0].strip().lower()
             if "alternate" in rels and kind in _FEED_LINK_TYPES:
-                self.feeds.append(a["href"])
+                self.feeds.append((a["href"], kind, a.get("title", "")))
 
     handle_startendtag = handle_starttag
 
@@ -188,11 +200,23 @@ class _FeedLinkFinder(HTMLParser):
 def discover_feed(html: bytes, url: str) -> str | None:
     """The URL of the first http(s) feed an HTML page advertises with ``<link rel="alternate">``, resolved
     against ``<base href>`` and ``url``. Callers still vet it (normalise.absolute_link): this is a hint."""
+    links = feed_links(html, url)
+    return links[0].url if links else None
+
+
+def feed_links(html: bytes, url: str) -> list[FeedLink]:
+    """Every http(s) feed an HTML page advertises with ``<link rel="alternate" type="…">``, in page order,
+    without repeats, resolved against ``<base href>`` and ``url``."""
     finder = _FeedLinkFinder()
     finder.feed(html[:_DISCOVERY_BYTES].decode("utf-8", "replace"))
     base = urljoin(url, finder.base) if finder.base else url
-    for href in finder.feeds:
-        link = urljoin(base, href.strip())
-        if urlsplit(link).scheme.lower() in ("http", "https"):
-            return link
-    return None
+    out: dict[str, FeedLink] = {}
+    for href, kind, title in finder.feeds:
+        try:
+            link = urljoin(base, href.strip())
+            scheme = urlsplit(link).scheme.lower()
+        except ValueError:  # e.g. an unclosed IPv6 bracket in a hostile page
+            continue
+        if scheme in ("http", "https") and link not in out:
+            out[link] = FeedLink(url=link, type=kind, title=collapse_inline(clean(title))[:200])
+    return list(out.values())
