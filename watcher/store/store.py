@@ -340,6 +340,18 @@ class Store:
                 out[r["feed_url"]] = (latest - first).total_seconds() / (r["n"] - 1)
         return out
 
+    def recent_item_counts(self, since: datetime) -> dict[str, tuple[int, datetime | None]]:
+        """Per feed: how many items are dated (first-seen if undated) after `since`, and the oldest such date;
+        the first_seen index bounds the scan, as an item first seen before `since` is dated before it too."""
+        return {
+            r["feed_url"]: (r["n"], parse_ts(r["oldest"]))
+            for r in self._rows(
+                "SELECT feed_url, count(*) AS n, min(coalesce(published, first_seen)) AS oldest FROM items "
+                "WHERE first_seen >= ? AND coalesce(published, first_seen) >= ? GROUP BY feed_url",
+                [ts(since), ts(since)],
+            )
+        }
+
     # --- daemon state ----------------------------------------------------------------------------------
 
     def set_state(self, key: str, value: str) -> None:
