@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from watcher.digest import FeedHealth
 from watcher.errors import StoreError
@@ -31,19 +31,90 @@ def _ago(now: datetime, then: datetime | None) -> str:
 
 
 def problem(state: FeedState, usual_gap: float | None, now: datetime) -> str | None:
-    """Words for what is wrong with a feed, or None when it is healthy."""
+    """Words for what is wrong with a feed, or None when it is healthy (a first failure is not a problem yet)."""
+    verdict = assess(state, usual_gap, now)
+    return verdict.words if verdict.kind in PROBLEMS else None
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """A feed's health: `kind` is one of KINDS; `words` explain anything but ok."""
+
+    kind: str
+    words: str | None = None
+
+
+KINDS = ("ok", "never", "error", "failing", "silent", "gone")
+PROBLEMS = frozenset({"failing", "silent", "gone"})  # what digests report; "error" is a blip until it repeats
+FAILING_FOR = 86400.0  # an erroring feed whose last success is older than this is failing, however few tries
+
+
+def assess(state: FeedState, usual_gap: float | None, now: datetime) -> Verdict:
+    """The feed's health. Gone and failing feeds stay in every listing: a dead source is never dropped quietly."""
     if state.status == FeedStatus.GONE:
-        return state.last_error or "gone (HTTP 410)"
-    if state.status == FeedStatus.ERROR and state.failures >= FAILING_AFTER:
-        return (
-            f"failing ({state.failures} times in a row, last success {_ago(now, state.last_success)}): "
-            + (state.last_error or "error")
-        )
+        return Verdict("gone", state.last_error or "gone (HTTP 410)")
+    if state.status == FeedStatus.ERROR:
+        since_success = (now - state.last_success).total_seconds() if state.last_success else 0.0
+        long_ago = since_success >= FAILING_FOR
+        if state.failures >= FAILING_AFTER or long_ago:
+            return Verdict(
+                "failing",
+                f"failing ({state.failures} times in a row, last success {_ago(now, state.last_success)}): "
+                + (state.last_error or "error"),
+            )
+        return Verdict("error", state.last_error or "error")
     if usual_gap and state.last_new_item is not None:
         silence = (now - state.last_new_item).total_seconds()
         if silence > max(MIN_SILENCE, SILENT_FACTOR * usual_gap):
-            return f"silent: no new item for {_ago(now, state.last_new_item)[:-4]} (usually every {format_duration(round(usual_gap / 60) * 60 or 60)})"
-    return None
+            return Verdict(
+                "silent",
+                f"silent: no new item for {_ago(now, state.last_new_item)[:-4]} "
+                f"(usually every {format_duration(round(usual_gap / 60) * 60 or 60)})",
+            )
+    if state.status == FeedStatus.NEVER:
+        return Verdict("never", "not polled yet")
+    return Verdict("ok")
+
+
+def items_per_day(count: int, oldest: datetime | None, now: datetime, window: float) -> float:
+    """A feed's rate over the last ``window`` seconds, or over the span its items cover when that is shorter
+    (a feed watched for two days is not averaged over thirty); never over less than a day."""
+    if count == 0 or oldest is None:
+        return 0.0
+    span = min(max((now - oldest).total_seconds(), 86400.0), window)
+    return count * 86400.0 / span
+
+
+HISTORY_DAYS = 30  # items per day and the usual gap are measured over this much recent history
+
+
+@dataclass(frozen=True, slots=True)
+class FeedReport:
+    """One configured feed's health for `watcher feeds`."""
+
+    state: FeedState
+    verdict: Verdict
+    usual_gap: float | None  # seconds between items, learnt from recent history
+    recent_items: int  # items dated within the last HISTORY_DAYS
+    items_per_day: float | None  # None until the feed has been polled successfully
+
+
+def feed_reports(store: Store, urls: Sequence[str], now: datetime) -> list[FeedReport]:
+    """Health of each feed in ``urls``, in that order; a feed the store has never seen is "never"."""
+    since = now - timedelta(days=HISTORY_DAYS)
+    states = {s.url: s for s in store.feed_states(with_counts=True)}
+    gaps = store.feed_gaps(since)
+    counts = store.recent_item_counts(since)
+    out = []
+    for url in urls:
+        state = states.get(url) or FeedState(url=url)
+        count, oldest = counts.get(url, (0, None))
+        rate = None
+        if state.last_success is not None:
+            rate = round(items_per_day(count, oldest, now, HISTORY_DAYS * 86400.0), 2)
+        gap = gaps.get(url)
+        out.append(FeedReport(state, assess(state, gap, now), gap, count, rate))
+    return out
 
 
 def feed_health(
