@@ -79,11 +79,24 @@ FAMOUS = ["Vučić", "Brnabić", "Dačić", "Xi Jinping", "Putin", "Orbán", "Sc
 CODES = ["FK-3", "FK 3", "FK3", "HQ-22", "HQ 22", "CH-92A", "CH-95", "Pantsir S1", "Wing Loong"]
 SYLLABLES = """vu či ć al ek san dar mi lo še vić ra do jo van ni ko la đo ki na be o grad no vi sad pe tar
 mar ko ja sna sto dra gan bra sla va ze mun ša bac le sko kra gu je vac li wen hu ang zhou""".split()
-SECTIONS = {"en": ["Politics", "World", "Business", "Sport", "Culture"], "sr": ["Politika", "Svet", "Ekonomija"]}
+SECTIONS = {
+    "en": ["Politics", "World", "Business", "Sport", "Culture"],
+    "sr": ["Politika", "Svet", "Ekonomija"],
+}
 
 # Serbian Latin -> Cyrillic; digraphs first. Written here rather than imported: the farm must not depend on
 # the code it measures.
-_DIGRAPHS = {"lj": "љ", "nj": "њ", "dž": "џ", "Lj": "Љ", "Nj": "Њ", "Dž": "Џ", "LJ": "Љ", "NJ": "Њ", "DŽ": "Џ"}
+_DIGRAPHS = {
+    "lj": "љ",
+    "nj": "њ",
+    "dž": "џ",
+    "Lj": "Љ",
+    "Nj": "Њ",
+    "Dž": "Џ",
+    "LJ": "Љ",
+    "NJ": "Њ",
+    "DŽ": "Џ",
+}
 _LETTERS = dict(
     zip(
         "abvgdđežzijklmnoprstćufhcčšABVGDĐEŽZIJKLMNOPRSTĆUFHCČŠ",
@@ -153,15 +166,15 @@ class _Words:
 
     def word(self, rng: random.Random, lang: str) -> str:
         roll = rng.random()
-        if roll < 0.80:
+        if roll < 0.93:
             return rng.choices(self.common[lang], cum_weights=self.cum[lang])[0]
-        if roll < 0.88:
+        if roll < 0.95:
             return rng.choice(DOMAIN[lang])
-        if roll < 0.94:
+        if roll < 0.985:
             return rng.choice(self.names)  # the long tail of rare names
-        if roll < 0.975:
+        if roll < 0.996:
             return rng.choice(PLACES[lang])
-        if roll < 0.99:
+        if roll < 0.999:
             return rng.choice(FAMOUS)
         return rng.choice(CODES)
 
@@ -263,7 +276,9 @@ def _html_body(story: Story, link: str, rng: random.Random) -> str:
 
 
 def render(seed: int, feed: FeedSpec, base: datetime, wires: int) -> bytes:
-    entries = [entry(seed, feed, k, base, wires) for k in range(feed.start + feed.count - 1, feed.start - 1, -1)]
+    entries = [
+        entry(seed, feed, k, base, wires) for k in range(feed.start + feed.count - 1, feed.start - 1, -1)
+    ]
     rng = random.Random(f"{seed}:{feed.number}:html:{feed.start}")
     title = f"Outlet {feed.number} ({feed.lang})"
     home = f"https://outlet{feed.number}.example/"
@@ -306,7 +321,7 @@ def _atom(
 ) -> bytes:
     out = [
         f'<?xml version="1.0" encoding="utf-8"?>\n<feed xmlns="http://www.w3.org/2005/Atom" xml:lang="{feed.lang}">\n'
-        f"<title>{escape(title)}</title>\n<link href=\"{home}\"/>\n"
+        f'<title>{escape(title)}</title>\n<link href="{home}"/>\n'
         f'<link rel="self" href="{home}atom.xml"/>\n<id>{home}</id>\n'
         f"<updated>{updated.isoformat()}</updated>\n<generator>farm</generator>\n"
     ]
@@ -370,7 +385,9 @@ class Farm:
 
 def load(root: Path) -> Farm:
     m = json.loads((root / MANIFEST).read_text())
-    return Farm(root, m["seed"], datetime.fromisoformat(m["base"]), [FeedSpec(**f) for f in m["feeds"]], m["wires"])
+    return Farm(
+        root, m["seed"], datetime.fromisoformat(m["base"]), [FeedSpec(**f) for f in m["feeds"]], m["wires"]
+    )
 
 
 def generate(root: Path, n: int, *, seed: int = 1, base: datetime | None = None) -> Farm:
