@@ -69,6 +69,8 @@ class WatcherSection(_Strict):
     )  # failed sends of one digest before it is parked as failed
     user_agent: str = USER_AGENT
     log_level: str = "INFO"
+    full_text: bool = False  # fetch each new item's article page and match its extracted text
+    full_text_max: int = Field(50, ge=1, le=1000)  # article pages fetched per feed per poll
 
     @field_validator("log_level")
     @classmethod
@@ -89,6 +91,8 @@ class FeedConfig(_Strict):
     max_items: int | None = Field(None, ge=1)
     allow_private_addresses: bool | None = None
     enabled: bool = True
+    full_text: bool | None = None
+    full_text_max: int | None = Field(None, ge=1, le=1000)
 
     @field_validator("url")
     @classmethod
@@ -224,6 +228,12 @@ class Config:
 
     def max_items(self, feed: FeedConfig) -> int:
         return feed.max_items if feed.max_items is not None else self.watcher.max_items
+
+    def full_text(self, feed: FeedConfig) -> bool:
+        return feed.full_text if feed.full_text is not None else self.watcher.full_text
+
+    def full_text_max(self, feed: FeedConfig) -> int:
+        return feed.full_text_max if feed.full_text_max is not None else self.watcher.full_text_max
 
     def feed_by_url(self, url: str) -> FeedConfig | None:
         return next((f for f in self.file.feeds if f.url == url), None)

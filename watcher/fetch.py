@@ -53,12 +53,13 @@ from watcher import models
 from watcher.models import FetchRequest, FetchResult, FetchStatus
 from watcher.netguard import check_address, find_problem
 
-__all__ = ["ACCEPT", "Fetcher", "check_address", "parse_retry_after"]
+__all__ = ["ACCEPT", "PAGE_ACCEPT", "Fetcher", "check_address", "parse_retry_after"]
 
 ACCEPT = (
     "application/rss+xml, application/atom+xml, application/rdf+xml, application/feed+json, "
     "application/json;q=0.9, application/xml;q=0.9, text/xml;q=0.9, */*;q=0.8"
 )
+PAGE_ACCEPT = "text/html, application/xhtml+xml;q=0.9, */*;q=0.5"  # article pages (full text)
 MAX_RETRY_AFTER = 86_400.0  # a server may not park a feed for more than a day
 _PIECE = 64 * 1024  # most decompressed bytes produced per step, so memory stays bounded by the cap
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
@@ -409,6 +410,16 @@ class Fetcher:
             result = self._failed(req, progress, f)
         return replace(result, elapsed=time.monotonic() - started)
 
+    async def fetch_page(self, url: str, *, settings: models.FetchSettings, zone_url: str) -> FetchResult:
+        """GET an article page (full text) within a feed's bounds: same deadline, size cap, redirect limit
+        and host slots as feeds, no validators, HTML preferred. Non-public addresses pass only in the zone
+        of ``zone_url`` (the feed's configured URL) or with ``settings.allow_private``: a stranger's link
+        must not reach the operator's network just because the feed is fetched from it."""
+        req = FetchRequest(
+            url=url, conditional=False, settings=settings, zone_url=zone_url, accept=PAGE_ACCEPT
+        )
+        return await self.fetch(req)
+
     async def _fetch_within_deadline(self, req: FetchRequest, progress: _Progress) -> FetchResult:
         timeout = req.settings.timeout
         try:
@@ -426,7 +437,8 @@ class Fetcher:
         visited = {req.url}
         while True:
             progress.phase = "while resolving the host"
-            problem = await find_problem(progress.url, allow_private=settings.allow_private, zone_url=req.url)
+            zone = req.zone_url or req.url
+            problem = await find_problem(progress.url, allow_private=settings.allow_private, zone_url=zone)
             if problem is not None:
                 prefix = "redirect to " if progress.hops else ""
                 raise _Failure(problem.kind, prefix + problem.message)
@@ -466,6 +478,8 @@ class Fetcher:
 
     def _headers(self, req: FetchRequest) -> dict[str, str]:
         headers: dict[str, str] = {}
+        if req.accept is not None:
+            headers["Accept"] = req.accept
         if req.settings.user_agent != models.USER_AGENT:
             headers["User-Agent"] = req.settings.user_agent
         if req.conditional:

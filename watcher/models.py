@@ -33,6 +33,10 @@ class FetchRequest:
     last_modified: str | None = None
     conditional: bool = True  # False: omit validators (the periodic check against lying servers)
     settings: FetchSettings = field(default_factory=FetchSettings)
+    # The configured URL whose address zone this fetch may reach (see netguard); None: `url` itself. An
+    # article page gets its feed's URL: the operator chose the feed's zone, not whatever its links name.
+    zone_url: str | None = None
+    accept: str | None = None  # None: feed types (fetch.ACCEPT)
 
 
 class FetchStatus(StrEnum):
@@ -74,17 +78,24 @@ class Item:
     author: str | None = None
     language: str | None = None
     id_source: str = "guid"  # guid | link | hash: how `guid` was obtained
+    full_text: str = ""  # the article page's extracted text (feeds with full_text = true)
+    full_text_status: str | None = None  # None: not asked for; ok | fallback
+    full_text_error: str | None = None  # why a fallback happened, in words
 
     @property
     def text(self) -> str:
-        return body_text(self.summary, self.content)
+        return body_text(self.summary, self.content, self.full_text)
 
 
-def body_text(summary: str, content: str) -> str:
-    """The body the matcher searches: the content, with the summary in front unless the content has it."""
+def body_text(summary: str, content: str, full_text: str = "") -> str:
+    """The body the matcher searches: the content, with the summary in front unless the content has it;
+    then the article's extracted full text, unless it already holds all of that."""
+    feed_body = content or summary
     if content and summary and summary not in content:
-        return f"{summary}\n{content}"
-    return content or summary
+        feed_body = f"{summary}\n{content}"
+    if not full_text or feed_body in full_text:
+        return full_text or feed_body
+    return f"{feed_body}\n{full_text}" if feed_body else full_text
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -172,6 +183,8 @@ class HitView:
     terms: tuple[str, ...]
     snippet: str
     also_seen: tuple[Mapping[str, object], ...] = ()
+    full_text_status: str | None = None  # ok | fallback | None (the feed does not ask for full text)
+    full_text_error: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

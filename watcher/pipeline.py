@@ -3,6 +3,7 @@
     state = store.feed_state(url)
     result = fetch(request built from state)        # never raises for the feed's faults
     parsed = parse(result.body)                     # skipped on 304 or when the body hash is unchanged
+    pages = full text of the new items' articles    # feeds with full_text = true (fulltext.py)
     for item in parsed.items:
         decision = dedup.classify(item, stored)     # new / updated / seen
         story = same id | same canonical URL | near-duplicate | a new story
@@ -20,11 +21,11 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
 
-from watcher import dedup, policy
+from watcher import dedup, fulltext, policy
 from watcher.config import Config, FeedConfig, Topic
 from watcher.dedup import Decision, Reason
 from watcher.errors import ParseError
@@ -170,8 +171,10 @@ async def _poll_feed(rt: Runtime, feed: FeedConfig, started: float) -> PollOutco
         return PollOutcome(url=feed.url, status=FeedStatus.ERROR, error=e.detail, elapsed=_since(started))
 
     first_poll = state.last_success is None
+    # Article pages are fetched before the feed's transaction opens: no write lock is held over the network.
+    pages = await _full_texts(rt, feed, parsed, now, first_poll) if cfg.full_text(feed) else None
     with store.transaction():
-        new, updated, hits = _store_items(rt, feed, parsed, now, first_poll)
+        new, updated, hits = _store_items(rt, feed, parsed, now, first_poll, pages)
         if new:
             ok_state["last_new_item"] = now
         store.record_poll(
@@ -219,14 +222,47 @@ def _record_failure(
     return failures
 
 
-def _store_items(
+def _known(rt: Runtime, feed: FeedConfig, parsed: ParsedFeed) -> dict[str, StoredItem]:
+    wanted = [i.guid for i in parsed.items] + [dedup.scoped_guid(i) for i in parsed.items if i.link]
+    return rt.store.items_by_guid(feed.url, wanted)
+
+
+async def _full_texts(
     rt: Runtime, feed: FeedConfig, parsed: ParsedFeed, now: datetime, first_poll: bool
+) -> dict[str, fulltext.FullText]:
+    """Article text for the items this poll will store as new (keyed by guid). Seen and updated items are
+    never fetched again, and neither is a first poll's backlog, which never alerts."""
+    known = _known(rt, feed, parsed)
+    new: list[Item] = []
+    for raw in parsed.items:  # the same decisions _store_items will take; keyed by the feed's own guid
+        c = dedup.classify(raw, known.get(raw.guid), known.get(dedup.scoped_guid(raw)) if raw.link else None)
+        if c.decision == Decision.NEW:
+            new.append(raw)
+    window = rt.config.watcher.first_poll_window
+
+    def skip(item: Item) -> str | None:
+        if policy.is_backlog(first_poll=first_poll, published=item.published, now=now, window=window):
+            return "not fetched: backlog of the feed's first poll"
+        return None
+
+    return await fulltext.fetch_full_texts(
+        rt.fetcher, new, settings=rt.config.fetch_settings(feed), zone_url=feed.url,
+        limit=rt.config.full_text_max(feed), skip=skip, executor=rt.parse_executor,
+    )  # fmt: skip
+
+
+def _store_items(
+    rt: Runtime,
+    feed: FeedConfig,
+    parsed: ParsedFeed,
+    now: datetime,
+    first_poll: bool,
+    pages: dict[str, fulltext.FullText] | None = None,  # None: the feed does not ask for full text
 ) -> tuple[int, int, int]:
     """Classify, cluster, match and store one feed's items. Runs inside the feed's transaction."""
     store, cfg = rt.store, rt.config
     index, topics = rt.topics_for(feed)
-    wanted = [i.guid for i in parsed.items] + [dedup.scoped_guid(i) for i in parsed.items if i.link]
-    known: dict[str, StoredItem] = store.items_by_guid(feed.url, wanted)
+    known = _known(rt, feed, parsed)
     since = now - timedelta(seconds=cfg.watcher.dedup_window)
     new = updated = hits = 0
     for raw in parsed.items:
@@ -239,8 +275,12 @@ def _store_items(
             assert old is not None
             store.update_item(old, item, canonical_url=c.canonical_url, content_hash=c.content_hash, now=now)
             item_id, story_id = old.id, old.story_id
+            if pages is not None:  # match the update with the article text stored when it was new
+                item = replace(item, full_text=store.full_text(item_id))
             updated += 1
         else:
+            if pages is not None:
+                item = fulltext.with_full_text(item, pages.get(raw.guid))
             fp = fingerprint(item.title, item.text)
             story_id, reason, score = _assign_story(rt, feed, item, c.canonical_url, fp, since, now)
             item_id = store.insert_item(

@@ -36,6 +36,8 @@ def hit_json(h: HitView) -> dict[str, Any]:
             }
             for c in h.also_seen
         ],
+        "full_text": h.full_text_status,
+        "full_text_error": h.full_text_error,
     }
 
 
@@ -123,7 +125,8 @@ def backtest(ctx: Ctx, topic: str | None, query_text: str | None, fmt: str) -> N
     with ctx.store() as store:
         for row in store.iter_items(feed_urls):
             total += 1
-            m = index.match(prepare(row["title"], body_text(row["summary"], row["content"]))).get("q")
+            text = body_text(row["summary"], row["content"], row["full_text"] or "")
+            m = index.match(prepare(row["title"], text)).get("q")
             if m is None or (wanted is not None and not wanted.wants_language(row["language"])):
                 continue
             feed = row["feed_name"] or row["feed_url"]

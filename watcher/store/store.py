@@ -179,12 +179,14 @@ class Store:
     ) -> int:
         cur = self.db.execute(
             "INSERT INTO items (feed_url, guid, id_source, link, canonical_url, title, summary, content, "
-            "author, language, published, first_seen, content_hash, story_id, story_reason, story_score) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "author, language, published, first_seen, content_hash, story_id, story_reason, story_score, "
+            "full_text, full_text_status, full_text_error) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 feed_url, item.guid, item.id_source, item.link, canonical_url, item.title, item.summary,
                 item.content, item.author, item.language, ts(item.published), ts(now), content_hash,
-                story_id, story_reason, story_score,
+                story_id, story_reason, story_score, item.full_text or None, item.full_text_status,
+                item.full_text_error,
             ],
         )  # fmt: skip
         item_id = int(cur.lastrowid or 0)
@@ -210,6 +212,11 @@ class Store:
             ],
         )  # fmt: skip
         self.touch_story(old.story_id, now)
+
+    def full_text(self, item_id: int) -> str:
+        """An item's stored article text ('' when none): an update of the item is matched with it too."""
+        row = self.db.execute("SELECT full_text FROM items WHERE id = ?", [item_id]).fetchone()
+        return str(row[0]) if row and row[0] else ""
 
     def item_history(self, item_id: int) -> list[dict[str, Any]]:
         return self._rows("SELECT * FROM item_history WHERE item_id = ? ORDER BY id", [item_id])
@@ -282,6 +289,7 @@ class Store:
         rows = self._rows(
             "SELECT h.id, h.topic, h.terms, h.snippet, h.created_at, h.backlog, h.story_id, s.key AS story, "
             "i.id AS item_id, i.title, i.link, i.guid, i.published, i.first_seen, i.feed_url, "
+            "i.full_text_status, i.full_text_error, "
             "coalesce(f.name, f.title, i.feed_url) AS feed "
             "FROM hits h JOIN stories s ON s.id = h.story_id JOIN items i ON i.id = h.item_id "
             "JOIN feeds f ON f.url = i.feed_url"
@@ -306,6 +314,8 @@ class Store:
                 terms=tuple(json.loads(r["terms"])),
                 snippet=r["snippet"],
                 also_seen=tuple(c for c in copies.get(r["story_id"], []) if c["item_id"] != r["item_id"]),
+                full_text_status=r["full_text_status"],
+                full_text_error=r["full_text_error"],
             )
             for r in rows
         ]
