@@ -66,6 +66,10 @@ def schema_version(db: sqlite_utils.Database) -> int:
 
 def migrate(db: sqlite_utils.Database, migrations: list[Migration]) -> int:
     """Apply the pending migrations in order; returns the resulting version."""
+    if schema_version(db) == len(migrations):
+        # Up to date: a CLI opening the database to read takes no write lock, so it never queues behind
+        # the daemon's write transactions (WAL readers do not wait for writers).
+        return len(migrations)
     with transaction(db):
         db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
         if db.execute("SELECT count(*) FROM schema_version").fetchone()[0] == 0:
