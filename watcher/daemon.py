@@ -18,17 +18,20 @@ import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from watcher import alerts, policy
+from watcher import alerts, metrics, policy
 from watcher.config import Config, FeedConfig
 from watcher.fetch import Fetcher
 from watcher.models import FeedStatus, PollOutcome
 from watcher.pipeline import Runtime, age_out, poll_feed, sync_feeds
 from watcher.store import Store, ts
+
+if TYPE_CHECKING:
+    from watcher.serve import HttpServer
 
 log = logging.getLogger(__name__)
 
@@ -45,11 +48,14 @@ class Daemon:
         self._digest_wanted = asyncio.Event()
         self._last_tick = float("-inf")
         self._last_prune = float("-inf")
+        self._http: HttpServer | None = None
 
     def _signal(self, signame: str) -> None:
         if self.stop.is_set():
             log.warning("second %s: cancelling in-flight work now", signame)
             self.force.set()
+            if self._http is not None:
+                self._http.stop()  # the second stop drops open requests
             for task in self._tasks:
                 task.cancel()
         else:
@@ -111,6 +117,8 @@ class Daemon:
         )  # fmt: skip
         with rt.store.transaction():
             rt.store.set_state("last_cycle", ts(rt.clock()) or "")
+            rt.store.set_state("last_cycle_seconds", f"{time.monotonic() - started:.3f}")
+            rt.store.bump_state(metrics.cycle_counters(outcomes))
         if time.monotonic() - self._last_prune > 3600:
             self._last_prune = time.monotonic()
             pruned = age_out(rt)
@@ -171,7 +179,17 @@ class Daemon:
                 )
         return jobs
 
+    def _listen(self) -> HttpServer | None:
+        """The `[serve]` endpoints, bound now: a taken port stops the daemon before it polls anything."""
+        if not self.config.serve.enabled:
+            return None
+        from watcher.serve import HttpServer, create_app, listen
+
+        sock = listen(self.config.serve.host, self.config.serve.port)
+        return HttpServer(create_app(self.config), sock, grace=self.grace)
+
     async def run(self) -> None:
+        self._http = self._listen()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self._signal, sig.name)
@@ -204,6 +222,8 @@ class Daemon:
                         max_instances=1, misfire_grace_time=3600,
                     )  # fmt: skip
                 scheduler.start()
+                if self._http is not None:
+                    self._http.start()
                 self._digest_wanted.set()  # deliveries left pending by a previous run go out now
                 self._spawn(self._immediate_digests(rt))
                 with store.transaction():
@@ -214,8 +234,12 @@ class Daemon:
                 )  # fmt: skip
                 await self.stop.wait()
                 scheduler.shutdown(wait=False)
+                if self._http is not None:
+                    self._http.stop()  # winds down alongside the polls, within the same grace
                 await self._drain()
         finally:
+            if self._http is not None:
+                await self._http.shutdown()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)
             store.close()

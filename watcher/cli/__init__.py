@@ -6,7 +6,7 @@ Exit codes: 0 ok; 1 a command's own failure (e.g. a digest channel failed); 2 co
 
 from __future__ import annotations
 
-from watcher.cli import core, feeds, hits
+from watcher.cli import archive, core, feeds, hits, serve
 from watcher.cli.base import main
 
-__all__ = ["core", "feeds", "hits", "main"]
+__all__ = ["archive", "core", "feeds", "hits", "main", "serve"]
