@@ -15,7 +15,11 @@ USER watcher
 WORKDIR /data
 VOLUME ["/config", "/data"]
 
-# Healthy while the database opens and the last poll cycle is recent (see `watcher health`).
+# [serve] endpoints (Atom per topic, /healthz, /metrics) when enabled with host = "0.0.0.0".
+EXPOSE 8080
+
+# Healthy while the database takes a write and the last poll cycle is recent (see `watcher health`): the
+# same rule as /healthz, without needing [serve] enabled or an HTTP client in the image.
 HEALTHCHECK --interval=1m --timeout=10s --start-period=2m --retries=3 CMD ["watcher", "health"]
 
 ENTRYPOINT ["watcher"]
