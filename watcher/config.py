@@ -69,6 +69,7 @@ class WatcherSection(_Strict):
     )  # failed sends of one digest before it is parked as failed
     user_agent: str = USER_AGENT
     log_level: str = "INFO"
+    retention: Duration | None = None  # prune items first seen longer ago than this; None keeps everything
     full_text: bool = False  # fetch each new item's article page and match its extracted text
     full_text_max: int = Field(50, ge=1, le=1000)  # article pages fetched per feed per poll
 
@@ -78,6 +79,13 @@ class WatcherSection(_Strict):
         if v.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
             raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR")
         return v.upper()
+
+    @field_validator("retention")
+    @classmethod
+    def _retention(cls, v: float | None) -> float | None:
+        if v is not None and v < 86400:
+            raise ValueError("must be at least '1d': a shorter retention would prune items as they arrive")
+        return v
 
 
 class FeedConfig(_Strict):

@@ -163,3 +163,29 @@ def prune(conn: sqlite3.Connection, before: datetime, *, batch: int = 5000) -> i
             _delete_bands(conn, int(item_id), bytes(blob))
         conn.executemany("DELETE FROM neardup_items WHERE item_id = ?", [(int(r[0]),) for r in rows])
         removed += len(rows)
+
+
+def forget(conn: sqlite3.Connection, item_ids: list[int]) -> int:
+    """Drop these items from the index (pruned from the archive); returns how many were indexed."""
+    removed = 0
+    for start in range(0, len(item_ids), 500):
+        chunk = item_ids[start : start + 500]
+        rows = conn.execute(
+            f"SELECT item_id, fp FROM neardup_items WHERE item_id IN ({','.join('?' * len(chunk))})", chunk
+        ).fetchall()
+        for item_id, blob in rows:
+            _delete_bands(conn, int(item_id), bytes(blob))
+        conn.executemany("DELETE FROM neardup_items WHERE item_id = ?", [(int(r[0]),) for r in rows])
+        removed += len(rows)
+    return removed
+
+
+def count(conn: sqlite3.Connection, item_ids: list[int]) -> int:
+    """How many of these items the index holds (what ``forget`` would remove)."""
+    found = 0
+    for start in range(0, len(item_ids), 500):
+        chunk = item_ids[start : start + 500]
+        found += conn.execute(
+            f"SELECT count(*) FROM neardup_items WHERE item_id IN ({','.join('?' * len(chunk))})", chunk
+        ).fetchone()[0]
+    return int(found)

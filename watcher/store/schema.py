@@ -128,4 +128,11 @@ def _v3_full_text(db: sqlite_utils.Database) -> None:
     )
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1_core, _v2_neardup, _v3_full_text]
+def _v4_fts(db: sqlite_utils.Database) -> None:
+    """The archive's full-text index over folded titles and bodies, filled from the items already stored."""
+    from watcher.store import fts
+
+    fts.create_schema(db.conn)
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1_core, _v2_neardup, _v3_full_text, _v4_fts]

@@ -17,6 +17,7 @@ from typing import Any
 
 from watcher.errors import StoreError
 from watcher.models import FeedState, FeedStatus, HitView, Item, StoredItem
+from watcher.store import fts
 from watcher.store.db import BUSY_TIMEOUT_MS, connect, migrate, transaction
 from watcher.store.schema import MIGRATIONS
 
@@ -41,6 +42,7 @@ class Store:
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
         self.db = connect(path)
+        fts.register(self.db.conn)  # before migrating: the index's triggers call these functions
         migrate(self.db, list(MIGRATIONS))
 
     @property
