@@ -224,6 +224,24 @@ def test_a_hanging_page_costs_its_deadline_and_the_phase_its_budget(feed_server:
     assert got["g1"].status == OK
 
 
+def test_a_cancelled_poll_leaves_no_page_fetch_running(feed_server: FeedServer) -> None:
+    feed_server.hang("/p0")
+
+    async def go() -> set[asyncio.Task[object]]:
+        async with Fetcher() as f:
+            stage = asyncio.ensure_future(
+                fetch_full_texts(f, _items(feed_server, 1), settings=FetchSettings(timeout=30),
+                                 zone_url=feed_server.url("/feed"), limit=50)
+            )  # fmt: skip
+            await asyncio.to_thread(feed_server.wait_requests, "/p0")
+            stage.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await stage
+            return asyncio.all_tasks() - {asyncio.current_task()}
+
+    assert asyncio.run(go()) == set()
+
+
 # --- end to end through `watcher poll` ------------------------------------------------------------------
 
 

@@ -180,11 +180,14 @@ async def fetch_full_texts(
         item.guid: asyncio.ensure_future(_one(fetcher, item.link or "", settings, zone_url, executor))
         for item in todo
     }
-    _done, pending = await asyncio.wait(tasks.values(), timeout=budget)
-    for task in pending:
-        task.cancel()
-    if pending:
-        await asyncio.wait(pending)
+    try:
+        _done, pending = await asyncio.wait(tasks.values(), timeout=budget)
+    finally:  # over budget, or the poll itself cancelled (daemon shutdown): no page outlives its feed
+        running = [task for task in tasks.values() if not task.done()]
+        for task in running:
+            task.cancel()
+        if running:
+            await asyncio.wait(running)
     for guid, task in tasks.items():
         if task in pending:
             out[guid] = fallback(f"not fetched within the feed's full-text budget of {budget:g}s")
