@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from watcher import alerts, metrics, policy
+from watcher import alerts, archive, metrics, policy
 from watcher.config import Config, FeedConfig
 from watcher.fetch import Fetcher
 from watcher.models import FeedStatus, PollOutcome
@@ -124,6 +124,13 @@ class Daemon:
             pruned = age_out(rt)
             if pruned:
                 log.info("dedup: %d index entries older than the dedup window aged out", pruned)
+            try:  # [watcher] retention: a bounded slice each hour, so a first large prune never stalls polls
+                kept = archive.apply_retention(rt.store, rt.config, rt.clock())
+            except Exception:
+                log.exception("retention: prune failed; retrying in an hour")
+            else:
+                if kept is not None and kept.counts.items:
+                    log.info("retention: %s", kept.format())
 
     async def _immediate_digests(self, rt: Runtime) -> None:
         """Send `immediate` digests whenever a poll brought new hits, until shutdown."""
