@@ -297,3 +297,21 @@ def test_migration_from_v3_backfills_the_index(tmp_path: Path) -> None:
         assert store_fts.check(store) == []
         assert _candidates(store, to_fts(parse_query("Vučić AND FK-3"))) == {1}
         assert _candidates(store, to_fts(parse_query("Serbia"))) == {2}
+
+
+def test_a_change_of_folding_rebuilds_the_index(
+    feed_server: FeedServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    feed_server.serve("/f", rss([Entry("1", "Вучић у Пекингу", "https://x.example/1", "ФК-3", T0)]))
+    cfg = _config(tmp_path, feed_server)
+    cli(cfg, "poll")
+    # as after an upgrade whose folding differs: the stored signature is another, the rows are stale
+    with sqlite3.connect(tmp_path / "w.db") as db:
+        db.execute("UPDATE daemon_state SET value = 'older' WHERE key = 'fts_fold_signature'")
+        db.execute("UPDATE items_fts SET title = 'vuchich', text = 'fk3'")
+        assert db.execute("SELECT count(*) FROM items_fts WHERE items_fts MATCH 'vucic'").fetchone() == (0,)
+    with Store(tmp_path / "w.db") as store:
+        assert store_fts.check(store) == []
+        assert store_fts.indexed_text(store, 1) == ("vucic u pekingu", "fk-3")
+    assert "search index rebuilt for 1 items" in caplog.text
+    assert _titles(cfg, "Vučić AND FK-3") == ["Вучић у Пекингу"]

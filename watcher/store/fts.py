@@ -19,6 +19,7 @@ queries are folded before they get here, but a Datasette search for ``Vučić`` 
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import sqlite3
 from collections.abc import Iterator, Sequence
@@ -97,7 +98,39 @@ def rebuild(conn: sqlite3.Connection) -> int:
         f"INSERT INTO {FTS_TABLE} (rowid, title, text) SELECT id, watcher_fold_title(title), "
         "watcher_fold_body(summary, content, full_text) FROM items"
     )
+    conn.execute(
+        "INSERT INTO daemon_state (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+        (_FOLD_KEY, fold_signature()),
+    )
     return int(cur.rowcount)
+
+
+# Characters whose folding a change to watcher/text.py would most likely touch: Serbian Cyrillic and Latin,
+# other diacritics, ligatures, compatibility forms, other scripts, punctuation that may become separators.
+_FOLD_PROBE = (
+    "Vučić VUČIĆ Вучић Ђилас đĐ ЏЉЊџљњ ћчжшјхц ß ẞ æ Æ œ ﬁ ﬂ ½ ① Ⅻ ＦＫ－３ Ελλάδα Κίνα 北京 München "
+    "ñ ç İ ı ǅ ø å – — ‐ ’ ‘ « » „ “ № ™ © ° µ"
+)
+_FOLD_KEY = "fts_fold_signature"
+
+
+def fold_signature() -> str:
+    """A fingerprint of how text folds today; the index was built with the one stored beside it."""
+    return hashlib.sha256(fold(_FOLD_PROBE).encode()).hexdigest()[:16]
+
+
+def ensure_current(store: Store) -> int | None:
+    """Rebuild the index when folding changed since it was built (an upgrade), so an index of text folded the
+    old way never hides matches; returns the items re-indexed, or None when the index was current."""
+    signature = fold_signature()
+    if store.get_state(_FOLD_KEY) == signature:
+        return None
+    with store.transaction():
+        if store.get_state(_FOLD_KEY) == signature:  # another process rebuilt it meanwhile
+            return None
+        count = rebuild(store.conn)
+    log.warning("search index rebuilt for %d items: text folding changed since it was built", count)
+    return count
 
 
 def check(store: Store) -> list[str]:

@@ -44,6 +44,7 @@ class Store:
         self.db = connect(path)
         fts.register(self.db.conn)  # before migrating: the index's triggers call these functions
         migrate(self.db, list(MIGRATIONS))
+        fts.ensure_current(self)
 
     @property
     def conn(self) -> Any:
