@@ -282,7 +282,9 @@ def prune_plan(store: Store, cutoff: str, *, include_hits: bool) -> PruneCounts:
     Runs in one read transaction, so the counts are one consistent snapshot while the daemon writes on.
     """
     conn = store.conn
-    conn.execute("BEGIN")
+    own = not conn.in_transaction
+    if own:
+        conn.execute("BEGIN")
     try:
         ids = _select(conn, cutoff, include_hits, -1)
         stories = _count(
@@ -300,7 +302,8 @@ def prune_plan(store: Store, cutoff: str, *, include_hits: bool) -> PruneCounts:
         )
     finally:
         conn.execute("DELETE FROM temp.prune_ids")
-        conn.execute("COMMIT")
+        if own:
+            conn.execute("COMMIT")
 
 
 def prune_batch(store: Store, cutoff: str, *, include_hits: bool, limit: int) -> PruneCounts:
