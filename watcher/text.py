@@ -27,10 +27,11 @@ word search such as ``Covid`` still finds "Covid-19".
 from __future__ import annotations
 
 import bisect
+import codecs
 import re
 import unicodedata
-from collections.abc import Iterable, Iterator, Sequence
-from itertools import accumulate, chain
+from collections.abc import Iterator, Sequence
+from itertools import accumulate
 from typing import NamedTuple
 
 from anyascii import anyascii
@@ -98,6 +99,110 @@ _ASCII_SPLIT = str.maketrans(
 )
 
 
+# --- the C-level tokenizer ------------------------------------------------------------------------------
+#
+# Non-ASCII text is the norm (Serbian, typographic quotes and dashes), so tokenizing must not run Python code
+# per word. A charmap codec, the kind the standard library's cp125x codecs are made of, maps each character of
+# the scripts news text uses to one byte in C; one bytes.translate then gives each byte its folded form (a
+# token character, a space, or deleted), the four Serbian digraphs (dj, lj, nj, dz) come back with one
+# replace each, and str.split does the rest. Characters outside the table reach an error handler that folds
+# them with the per-code-point cache, so the fast path is exact for every input, not just for the table.
+
+_TABLE_CANDIDATES = (
+    "ČčĆćŠšŽžĐđ"
+    "АБВГДЂЕЖЗИЈКЛЉМНЊОПРСТЋУФХЦЧЏШабвгдђежзијклљмнњопрстћуфхцчџш"
+    "\u00a0\u00ad\u200b\u2009\u202f\u2010\u2011\u2013\u2014\u2212\u2018\u2019\u201a\u201c\u201d\u201e"
+    "«»…•·"
+    "éèêëáàâäãåçíìîïóòôöõúùûüñýøłśźżąęńőű"
+    "ÉÖÜÄÁÓÍŁŚŻ"
+)  # fmt: skip
+_DIGRAPHS = ("dj", "lj", "nj", "dz")  # expansions worth a replace pass: Serbian writes them all the time
+_FOLD_ERRORS = "watcher.text.fold"
+_ALIGN_ERRORS = "watcher.text.align"
+_NO_ALIGNMENT = 255
+
+
+def _fold_unmapped(error: UnicodeError) -> tuple[bytes, int]:
+    """Codec error handler: a run of characters the table lacks, folded one code point at a time."""
+    assert isinstance(error, UnicodeEncodeError)
+    run = error.object[error.start : error.end]
+    return run.translate(_SPLIT).encode("ascii"), error.end
+
+
+def _build_codec() -> tuple[str, bytes, bytes, tuple[tuple[bytes, bytes], ...]]:
+    """The decoding table, the byte translation, the bytes to delete, and (placeholder, digraph) pairs."""
+    chars: list[str] = []
+    trans = bytearray(b" " * 256)
+    delete = bytearray()
+    placeholders: dict[str, int] = {}
+    for c in range(128):
+        trans[c] = ord(chr(c).lower()) if chr(c).isalnum() else 32
+    for ch in dict.fromkeys(_TABLE_CANDIDATES):
+        if len(chars) == 127:  # byte 255 stays free: _align_unmapped's "no alignment" marker
+            break
+        folded = _SPLIT[ord(ch)]
+        byte = 128 + len(chars)
+        if folded == "":
+            delete.append(byte)
+        elif folded.isspace():
+            trans[byte] = 32
+        elif len(folded) == 1:
+            trans[byte] = ord(folded)
+        elif folded in _DIGRAPHS:
+            trans[byte] = placeholders.setdefault(folded, byte)
+        else:
+            continue  # left to the error handler
+        chars.append(ch)
+    table = "".join(map(chr, range(128))) + "".join(chars).ljust(128, "\ufffe")  # U+FFFE: unmapped
+    digraphs = tuple((bytes([b]), d.encode("ascii")) for d, b in placeholders.items())
+    return table, bytes(trans), bytes(delete), digraphs
+
+
+def _align_unmapped(error: UnicodeError) -> tuple[bytes, int]:
+    """Codec error handler for ``_aligned``: one byte per character, NUL where alignment is impossible."""
+    assert isinstance(error, UnicodeEncodeError)
+    run = error.object[error.start : error.end]
+    return bytes(map(_align_byte, map(_SPLIT.__getitem__, map(ord, run)))), error.end
+
+
+def _align_byte(folded: str) -> int:
+    if folded.isalnum():  # some token characters, all in one token: 1 byte keeps the token boundaries
+        return 97
+    return 32 if folded.isspace() else _NO_ALIGNMENT  # "" joins its neighbours, "1 2" splits a character
+
+
+codecs.register_error(_FOLD_ERRORS, _fold_unmapped)
+codecs.register_error(_ALIGN_ERRORS, _align_unmapped)
+_TABLE, _TRANS, _DELETE, _PLACEHOLDERS = _build_codec()
+_CODEC = codecs.charmap_build(_TABLE)
+_ALIGN = bytes(
+    0 if b in _DELETE or b == _NO_ALIGNMENT else 32 if t == 32 else 97 for b, t in enumerate(_TRANS)
+)
+
+
+def _aligned(s: str) -> str | bytes | None:
+    """A string as long as ``s`` whose whitespace-separated runs are exactly the tokens of ``s``,
+    character for character; None when no such string exists (a character that folds to nothing or to
+    several tokens, such as a combining mark or "½")."""
+    if s.isascii():
+        return s.translate(_ASCII_SPLIT)
+    data = codecs.charmap_encode(s, _ALIGN_ERRORS, _CODEC)[0].translate(_ALIGN)
+    return None if 0 in data else data
+
+
+def token_text(s: str) -> str:
+    """The folded ASCII text of ``s`` with every character that is not part of a token turned into
+    whitespace: ``token_text(s).split() == tokens(s)``, and ``" " + p in " " + token_text(s)`` tells
+    whether some token starts with ``p`` without splitting anything."""
+    if s.isascii():
+        return s.translate(_ASCII_SPLIT)
+    data = codecs.charmap_encode(s, _FOLD_ERRORS, _CODEC)[0].translate(_TRANS, _DELETE)
+    for placeholder, digraph in _PLACEHOLDERS:
+        if placeholder in data:
+            data = data.replace(placeholder, digraph)
+    return data.decode("ascii")
+
+
 class Token(NamedTuple):
     """A folded token and where it came from: ``original[start:end]`` is the word as written."""
 
@@ -114,15 +219,8 @@ def fold(s: str) -> str:
 
 
 def tokens(s: str) -> list[str]:
-    """The folded tokens of ``s`` in order: the hot path, run once per item and field.
-
-    Whitespace is always a token boundary (every whitespace character folds to whitespace), so non-ASCII
-    text is split first and each distinct word folded once and cached: news vocabulary repeats, and a
-    dict hit is far cheaper than translating every character again.
-    """
-    if s.isascii():
-        return s.translate(_ASCII_SPLIT).split()
-    return list(chain.from_iterable(map(_WORD_TOKENS.__getitem__, s.split())))
+    """The folded tokens of ``s`` in order: the hot path, run once per item and field."""
+    return token_text(s).split()
 
 
 def split_words(s: str) -> tuple[list[str], list[tuple[str, ...]]]:
@@ -134,13 +232,7 @@ def split_words(s: str) -> tuple[list[str], list[tuple[str, ...]]]:
 
 def vocabulary(*texts: str) -> frozenset[str]:
     """The distinct tokens of all ``texts``: what the matcher's set checks and inverted index need."""
-    return frozenset(chain.from_iterable(_token_stream(s) for s in texts))
-
-
-def _token_stream(s: str) -> Iterable[str]:
-    if s.isascii():
-        return s.translate(_ASCII_SPLIT).split()
-    return chain.from_iterable(map(_WORD_TOKENS.__getitem__, s.split()))
+    return frozenset(" ".join(map(token_text, texts)).split())
 
 
 def tokenize(s: str) -> list[Token]:
@@ -169,13 +261,14 @@ def iter_tokenize(s: str) -> Iterator[Token]:
 class TokenLocator:
     """Offsets of the tokens of one string, found on demand: ``locator[i]`` is ``tokenize(s)[i]``.
 
-    A snippet needs the offsets of a handful of tokens, often deep in a long body. Token counts per
-    whitespace-separated word come from a cache, and the character offset of word j from
-    ``str.split(None, j)`` (C speed, several times faster than a regex scan), so no Python code runs per
-    word that comes before.
+    A snippet needs the offsets of a handful of tokens, often deep in a long body. Usually a string aligned
+    with the source character for character has one whitespace-separated run per token (``_aligned``), so
+    the offset of token i comes from ``split(None, i)`` on it (C speed, several times faster than a regex
+    scan). Otherwise token counts per whitespace-separated word come from a cache and the offset of word j
+    from splitting the source the same way. Either way no Python code runs per token that comes before.
     """
 
-    __slots__ = ("_ends", "_known", "_words", "source")
+    __slots__ = ("_aligned", "_ends", "_known", "_words", "source")
 
     def __init__(
         self, source: str, words: list[str] | None = None, per_word: list[tuple[str, ...]] | None = None
@@ -186,8 +279,11 @@ class TokenLocator:
         # _ends[j] = tokens in words 0..j
         self._ends = None if per_word is None else list(accumulate(map(len, per_word)))
         self._known = (0, 0)  # (j, start of word j) last located: the next lookup splits from there
+        self._aligned = _aligned(source) if per_word is None else None
 
     def __getitem__(self, i: int) -> Token:
+        if self._aligned is not None:
+            return self._from_aligned(i, self._aligned)
         if self._ends is None:
             self._words = self.source.split()
             self._ends = list(accumulate(map(len, map(_WORD_TOKENS.__getitem__, self._words))))
@@ -200,6 +296,19 @@ class TokenLocator:
         self._known = (j, start)
         t, a, b = _WORD_SPANS[self._words[j]][i - (self._ends[j - 1] if j else 0)]
         return Token(t, start + a, start + b)
+
+    def _from_aligned(self, i: int, aligned: str | bytes) -> Token:
+        if i < 0:
+            raise IndexError(i)
+        known_i, known_start = self._known if self._known[0] <= i else (0, 0)
+        rest = aligned[known_start:] if known_start else aligned
+        pieces = rest.split(None, i - known_i)
+        if len(pieces) <= i - known_i:
+            raise IndexError(i)
+        start = len(aligned) - len(pieces[-1])
+        self._known = (i, start)
+        end = start + len(pieces[-1].split(None, 1)[0])
+        return Token(token_text(self.source[start:end]), start, end)
 
 
 def _tokenize_word(s: str) -> list[Token]:
