@@ -30,8 +30,8 @@ FEEDS = 4
 PER_REQUEST = 100
 WINDOW = 1000  # items in a feed at once, like a busy wire service
 READERS = [["hits"], ["feeds", "--format", "json"], ["backtest", "--query", "drone* OR Serbia"], ["hits", "--format", "json"]]  # fmt: skip
-RUNS_PER_READER = 4
-POLLS = 3
+RUNS_PER_READER = 3
+POLLS = 2
 
 
 @dataclass

@@ -32,7 +32,7 @@ from watcher.query import Query, parse_query
 NOW = datetime(2024, 6, 10, tzinfo=UTC)
 URL = "https://feeds.example.com/feed"
 FUZZ = settings(
-    max_examples=150, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
+    max_examples=300, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
 )
 QUERIES = [
     parse_query(q)
