@@ -234,7 +234,9 @@ def entry(seed: int, feed: FeedSpec, k: int, base: datetime, wires: int) -> Entr
     published = base - timedelta(minutes=ITEM_MINUTES * (NEWEST - k), seconds=feed.number)
     lang = feed.base_lang
     if rng.randrange(WIRE_SHARE) == 0:
-        w = rng.randrange(wires)  # ~3 copies of each wire story across the farm
+        # Outlets carry a wire story in the same slot of their sequence (hence at about the same time), and a
+        # feed never carries one story twice; `wires` stories per slot gives ~3 copies of each.
+        w = k * wires + rng.randrange(wires)
         story = wire_story(seed, lang, w)
         if rng.random() < 1 / 3:
             link = f"https://wire.example/{lang}/{w}"
@@ -405,7 +407,7 @@ def generate(root: Path, n: int, *, seed: int = 1, base: datetime | None = None)
         kind = "atom" if rng.random() < 0.33 else "rss"
         start = NEWEST - count - rng.randrange(60)  # newest items a few hours old
         feeds.append(FeedSpec(i, kind, lang, start, count, words, rng.random() < 0.6))
-    farm = Farm(root, seed, base, feeds, wires=max(8, 3 * n))
+    farm = Farm(root, seed, base, feeds, wires=max(2, n // 20))
     farm.feed_dir.mkdir(parents=True, exist_ok=True)
     for f in feeds:
         farm.write(f)

@@ -128,6 +128,10 @@ class Peer:
         return measure(cmd, cwd=self.work, env=env, timeout=timeout)
 
 
+ALIASES = """[aliases]
+air_defence = ['FK-3', 'HQ-22', '"Hong Qi 22"']
+drones = ['CH-92A', 'CH-95', 'drone*', 'dron*', 'беспилот*']
+"""
 TOPICS = [
     ("serbia-china-arms", "(Serbia OR Srbija OR Србија OR Vučić) AND (China OR Kina OR Кина OR kinesk*) "
      "AND (@air_defence OR @drones OR missile* OR raket*)"),
@@ -164,10 +168,7 @@ class WatcherPeer(Peer):
             f"database = {str(work / 'watcher.db')!r}",
             'log_level = "WARNING"',
             "",
-            "[aliases]",
-            "air_defence = ['FK-3', 'HQ-22', '\"Hong Qi 22\"']",
-            "drones = ['CH-92A', 'CH-95', 'drone*', 'dron*', 'беспилот*']",
-            "",
+            ALIASES,
         ]
         for url in urls:
             lines += ["[[feeds]]", f"url = {url!r}", ""]

@@ -57,10 +57,20 @@ def guid_reused(item: Item, existing: StoredItem, canon: str | None) -> bool:
     return canon != existing.canonical_url and fold(item.title) != fold(existing.title)
 
 
-def classify(item: Item, existing: StoredItem | None, scoped: StoredItem | None = None) -> Classified:
-    """Decide what to do with `item` given the stored item with its guid (and with its link-scoped guid)."""
-    h = content_hash(item)
-    canon = item_canonical_url(item)
+def item_keys(item: Item) -> tuple[str, str | None]:
+    """(content hash, canonical URL): the costly part of classify, computable away from the store."""
+    return content_hash(item), item_canonical_url(item)
+
+
+def classify(
+    item: Item,
+    existing: StoredItem | None,
+    scoped: StoredItem | None = None,
+    keys: tuple[str, str | None] | None = None,
+) -> Classified:
+    """Decide what to do with `item` given the stored item with its guid (and with its link-scoped guid);
+    `keys` are its item_keys when a worker process already computed them."""
+    h, canon = keys or item_keys(item)
     if existing is not None and guid_reused(item, existing, canon):
         item = _scoped(item)
         existing = scoped

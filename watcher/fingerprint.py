@@ -33,6 +33,7 @@ import re
 import struct
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import lru_cache
 
 import numpy as np
 import numpy.typing as npt
@@ -75,6 +76,21 @@ def _mix(x: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
 
 def _h32(s: str) -> int:
     return int.from_bytes(hashlib.blake2b(s.encode(), digest_size=4).digest(), "little")
+
+
+# Word hashes, kept across items: news vocabulary is Zipfian, so most words of an item were hashed before.
+# Cleared when full, which bounds memory whatever the feeds say.
+_WORD_HASHES: dict[str, int] = {}
+_WORD_HASHES_MAX = 200_000
+
+
+def _word_hash(w: str) -> int:
+    h = _WORD_HASHES.get(w)
+    if h is None:
+        if len(_WORD_HASHES) >= _WORD_HASHES_MAX:
+            _WORD_HASHES.clear()
+        h = _WORD_HASHES[w] = _h32(w)
+    return h
 
 
 def _h16(s: str) -> int:
@@ -186,8 +202,7 @@ def _number_pairs(text: str) -> list[int]:
 def _signature(words: list[str]) -> tuple[bytes, bool]:
     if not words:
         return struct.pack(f"<{SIGNATURE_SIZE}H", *([_EMPTY_SLOT] * SIGNATURE_SIZE)), True
-    cache: dict[str, int] = {}
-    ids = np.array([cache.setdefault(w, _h32(w)) for w in words], dtype=np.uint64)
+    ids = np.array([_word_hash(w) for w in words], dtype=np.uint64)
     if len(ids) > 1:
         # bigram hashes from the token hashes: the multiplier makes (a, b) differ from (b, a)
         shingles = (ids[:-1] * np.uint64(0x9E3779B1) + ids[1:]) & np.uint64(0xFFFFFFFF)
@@ -207,7 +222,7 @@ def fingerprint(title: str, text: str) -> Fingerprint:
     body_words = tokens(text)
     short = len(body_words) < SHORT_BODY_TOKENS
     signature, empty = _signature(title_words + body_words if short else body_words)
-    title_hashes = sorted({_h32(w) for w in title_words})[:MAX_TITLE_TOKENS]
+    title_hashes = sorted({_word_hash(w) for w in title_words})[:MAX_TITLE_TOKENS]
     return Fingerprint(
         signature=signature,
         title=tuple(title_hashes),
@@ -228,8 +243,14 @@ def band_keys(fp: Fingerprint) -> list[int]:
     The signature's bands find copies with similar bodies; one extra key from the exact title-token set
     lets a headline-only item meet a full copy carrying the same headline.
     """
+    return list(_band_keys(fp))
+
+
+# A new item's keys are wanted twice, to find candidates and to index it: 21 blake2b digests each time.
+@lru_cache(maxsize=256)
+def _band_keys(fp: Fingerprint) -> tuple[int, ...]:
     if fp.empty:
-        return []
+        return ()
     keys = []
     kind = b"s" if fp.short else b"l"  # short and long signatures cover different text: never mix
     for band in range(BANDS):
@@ -238,7 +259,7 @@ def band_keys(fp: Fingerprint) -> list[int]:
     if len(fp.title) >= TITLE_KEY_MIN_TOKENS:
         packed = struct.pack(f"<{len(fp.title)}I", *fp.title)
         keys.append(_as_int64(hashlib.blake2b(b"t" + packed, digest_size=8).digest()))
-    return keys
+    return tuple(keys)
 
 
 def _signature_similarity(a: Fingerprint, b: Fingerprint) -> float:

@@ -18,16 +18,18 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import multiprocessing
+import os
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Executor
+from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
 
 from watcher import dedup, fulltext, policy
 from watcher.config import Config, FeedConfig, Topic
-from watcher.dedup import Decision, Reason
+from watcher.dedup import Classified, Decision, Reason
 from watcher.errors import ParseError
 from watcher.fetch import Fetcher
 from watcher.fingerprint import Fingerprint, NearDupSettings, fingerprint
@@ -38,11 +40,13 @@ from watcher.models import (
     FetchResult,
     FetchStatus,
     Item,
+    Match,
     ParsedFeed,
     PollOutcome,
     StoredItem,
 )
 from watcher.parse import parse_feed
+from watcher.query import Query
 from watcher.store import Store, neardup
 
 log = logging.getLogger(__name__)
@@ -60,7 +64,9 @@ class Runtime:
     store: Store
     fetcher: Fetcher
     clock: Callable[[], datetime] = utcnow
-    parse_executor: Executor | None = None  # None: parse in the default thread pool
+    # None: parse in the default thread pool. A ProcessPoolExecutor also takes each new item's fingerprint and
+    # topic matching off the event loop's process, so parsing and analysis use the other cores.
+    parse_executor: Executor | None = None
 
     def __post_init__(self) -> None:
         self._indexes: dict[tuple[str, ...], tuple[TopicIndex, dict[str, Topic]]] = {}
@@ -76,6 +82,21 @@ class Runtime:
                 {t.name: t for t in topics},
             )
         return self._indexes[key]
+
+
+def analysis_pool(feeds: int) -> ProcessPoolExecutor | None:
+    """A process pool for parsing and item analysis, one worker per CPU; None when it would not pay (one CPU,
+    or too few feeds to repay the workers' start).
+
+    Create it before opening the database and before any thread starts: the workers are forked at once
+    (a no-op job forces that), so they inherit the imported modules and no lock held by another thread.
+    """
+    cpus = os.cpu_count() or 1
+    if cpus < 2 or feeds < 16:
+        return None
+    pool = ProcessPoolExecutor(max_workers=cpus, mp_context=multiprocessing.get_context("fork"))
+    pool.submit(int).result()
+    return pool
 
 
 def sync_feeds(rt: Runtime) -> None:
@@ -164,7 +185,7 @@ async def _poll_feed(rt: Runtime, feed: FeedConfig, started: float) -> PollOutco
         return PollOutcome(url=feed.url, status=FeedStatus.NOT_MODIFIED, elapsed=_since(started))
 
     try:
-        parsed = await _parse(rt, feed, result, now)
+        parsed, keys = await _parse(rt, feed, result, now)
     except ParseError as e:
         failures = _record_failure(rt, feed, now, e.detail, None, "parse", common)
         log.warning("feed=%s parse failed (%d in a row): %s", feed.url, failures, e.detail)
@@ -173,8 +194,9 @@ async def _poll_feed(rt: Runtime, feed: FeedConfig, started: float) -> PollOutco
     first_poll = state.last_success is None
     # Article pages are fetched before the feed's transaction opens: no write lock is held over the network.
     pages = await _full_texts(rt, feed, parsed, now, first_poll) if cfg.full_text(feed) else None
+    prepared = await _prepare(rt, feed, parsed, keys) if pages is None else None
     with store.transaction():
-        new, updated, hits = _store_items(rt, feed, parsed, now, first_poll, pages)
+        new, updated, hits = _store_items(rt, feed, parsed, now, first_poll, pages, prepared)
         if new:
             ok_state["last_new_item"] = now
         store.record_poll(
@@ -187,17 +209,97 @@ async def _poll_feed(rt: Runtime, feed: FeedConfig, started: float) -> PollOutco
     )  # fmt: skip
 
 
-async def _parse(rt: Runtime, feed: FeedConfig, result: FetchResult, now: datetime) -> ParsedFeed:
+Keys = list[tuple[str, str | None]]
+
+
+async def _parse(
+    rt: Runtime, feed: FeedConfig, result: FetchResult, now: datetime
+) -> tuple[ParsedFeed, Keys | None]:
+    """The parsed feed, and each item's dedup keys when a process pool computed them too."""
     assert result.body is not None
+    url = result.final_url or feed.url
     job = partial(
-        parse_feed,
+        parse_job,
         result.body,
-        url=result.final_url or feed.url,
+        url=url,
         headers=dict(result.headers),
         now=now,
         max_items=rt.config.max_items(feed),
+        with_keys=isinstance(rt.parse_executor, ProcessPoolExecutor),
     )
-    return await asyncio.get_running_loop().run_in_executor(rt.parse_executor, job)
+    out = await asyncio.get_running_loop().run_in_executor(rt.parse_executor, job)
+    if isinstance(out, str):
+        raise ParseError(url, out)
+    return out
+
+
+def parse_job(
+    body: bytes, *, url: str, headers: dict[str, str], now: datetime, max_items: int, with_keys: bool = False
+) -> tuple[ParsedFeed, Keys | None] | str:
+    """parse_feed for an executor, plus each item's dedup.item_keys if asked. A ParseError comes back as its
+    detail, because the exception cannot be pickled back from a worker process (its constructor takes two
+    arguments)."""
+    try:
+        parsed = parse_feed(body, url=url, headers=headers, now=now, max_items=max_items)
+    except ParseError as e:
+        return e.detail
+    return parsed, [dedup.item_keys(i) for i in parsed.items] if with_keys else None
+
+
+Analysis = tuple[Fingerprint | None, dict[str, Match]]
+_WORKER_INDEXES: dict[tuple[tuple[str, Query], ...], TopicIndex] = {}
+
+
+def analyse_items(
+    texts: Sequence[tuple[str, str, bool]], topics: tuple[tuple[str, Query], ...]
+) -> list[Analysis]:
+    """For (title, text, is_new) triples: the fingerprint of each new item and each item's topic matches.
+    Runs in a worker process, which compiles each topic set once."""
+    index = _WORKER_INDEXES.get(topics)
+    if index is None:
+        index = _WORKER_INDEXES[topics] = TopicIndex(list(topics))
+    out: list[Analysis] = []
+    for title, text, is_new in texts:
+        found = index.match(prepare(title, text)) if topics else {}
+        # concrete Matches: they are built here, on the worker's CPU, and pickle without their document
+        matches = {name: Match(terms=m.terms, snippet=m.snippet, field=m.field) for name, m in found.items()}
+        out.append((fingerprint(title, text) if is_new else None, matches))
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    """One feed's classification and per-item analysis, done before its transaction opens."""
+
+    known: dict[str, StoredItem]
+    classified: list[Classified]
+    analyses: dict[str, Analysis]  # by the (possibly scoped) guid of each new or updated item
+
+
+async def _prepare(rt: Runtime, feed: FeedConfig, parsed: ParsedFeed, keys: Keys | None) -> _Prepared | None:
+    """Fingerprints and matches of the new and updated items, computed in the process pool; None without a
+    pool (the items are then analysed inline, in the transaction)."""
+    if not isinstance(rt.parse_executor, ProcessPoolExecutor):
+        return None
+    known = _known(rt, feed, parsed)
+    classified = [
+        dedup.classify(
+            raw,
+            known.get(raw.guid),
+            known.get(dedup.scoped_guid(raw)) if raw.link else None,
+            keys[i] if keys else None,
+        )
+        for i, raw in enumerate(parsed.items)
+    ]
+    todo = [c for c in classified if c.decision != Decision.SEEN]
+    analyses: dict[str, Analysis] = {}
+    if todo:
+        _, topics = rt.topics_for(feed)
+        texts = [(c.item.title, c.item.text, c.decision == Decision.NEW) for c in todo]
+        job = partial(analyse_items, texts, tuple((name, t.query) for name, t in topics.items()))
+        results = await asyncio.get_running_loop().run_in_executor(rt.parse_executor, job)
+        analyses = {c.item.guid: a for c, a in zip(todo, results, strict=True)}
+    return _Prepared(known, classified, analyses)
 
 
 def _record_failure(
@@ -258,18 +360,25 @@ def _store_items(
     now: datetime,
     first_poll: bool,
     pages: dict[str, fulltext.FullText] | None = None,  # None: the feed does not ask for full text
+    prepared: _Prepared | None = None,  # classification and analyses done in the process pool
 ) -> tuple[int, int, int]:
     """Classify, cluster, match and store one feed's items. Runs inside the feed's transaction."""
     store, cfg = rt.store, rt.config
     index, topics = rt.topics_for(feed)
-    known = _known(rt, feed, parsed)
+    known = prepared.known if prepared else _known(rt, feed, parsed)
     since = now - timedelta(seconds=cfg.watcher.dedup_window)
     new = updated = hits = 0
-    for raw in parsed.items:
-        c = dedup.classify(raw, known.get(raw.guid), known.get(dedup.scoped_guid(raw)) if raw.link else None)
+    for i, raw in enumerate(parsed.items):
+        if prepared:
+            c = prepared.classified[i]
+        else:
+            c = dedup.classify(
+                raw, known.get(raw.guid), known.get(dedup.scoped_guid(raw)) if raw.link else None
+            )
         item = c.item
         if c.decision == Decision.SEEN:
             continue
+        analysis = prepared.analyses.get(item.guid) if prepared else None
         if c.decision == Decision.UPDATED:
             old = known.get(item.guid)
             assert old is not None
@@ -281,7 +390,7 @@ def _store_items(
         else:
             if pages is not None:
                 item = fulltext.with_full_text(item, pages.get(raw.guid))
-            fp = fingerprint(item.title, item.text)
+            fp = analysis[0] if analysis and analysis[0] else fingerprint(item.title, item.text)
             story_id, reason, score = _assign_story(rt, feed, item, c.canonical_url, fp, since, now)
             item_id = store.insert_item(
                 feed_url=feed.url, item=item, canonical_url=c.canonical_url, content_hash=c.content_hash,
@@ -295,11 +404,11 @@ def _store_items(
         )  # fmt: skip
         if not topics:
             continue
-        doc = prepare(item.title, item.text)
         backlog = policy.is_backlog(
             first_poll=first_poll, published=item.published, now=now, window=cfg.watcher.first_poll_window
         )
-        for name, m in index.match(doc).items():
+        matches = analysis[1] if analysis else index.match(prepare(item.title, item.text))
+        for name, m in matches.items():
             topic = topics[name]
             if not topic.wants_language(item.language):
                 continue

@@ -39,19 +39,24 @@ def check(ctx: Ctx) -> None:
 def poll(ctx: Ctx) -> None:
     """Poll every configured feed once now, store items and hits."""
     from watcher.fetch import Fetcher
-    from watcher.pipeline import Runtime, poll_all, sync_feeds
+    from watcher.pipeline import Runtime, analysis_pool, poll_all, sync_feeds
 
     cfg = ctx.config
+    pool = analysis_pool(len(cfg.feeds))  # before the database opens: the workers are forked
 
     async def go(store: Store) -> list[PollOutcome]:
         w = cfg.watcher
         async with Fetcher(max_connections=w.concurrency, per_host=w.per_host, user_agent=w.user_agent) as f:
-            rt = Runtime(config=cfg, store=store, fetcher=f)
+            rt = Runtime(config=cfg, store=store, fetcher=f, parse_executor=pool)
             sync_feeds(rt)
             return await poll_all(rt)
 
-    with ctx.store() as store:
-        outcomes = asyncio.run(go(store))
+    try:
+        with ctx.store() as store:
+            outcomes = asyncio.run(go(store))
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
     for o in outcomes:
         detail = f"{o.new_items} new, {o.updated_items} updated, {o.new_hits} hits" if o.parsed else ""
         click.echo(f"{o.status.value:<13} {o.url}  {o.error or detail}")

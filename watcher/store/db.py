@@ -31,6 +31,11 @@ def connect(path: Path | str) -> sqlite_utils.Database:
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = NORMAL")
+        # A poll writes items, five indexes, the FTS index and the LSH bands; SQLite's 2 MB default cache
+        # evicts and re-reads their pages within one feed, 8 MB keeps them. Checkpoints (the only fsyncs under
+        # synchronous=NORMAL) every ~16 MB of WAL instead of every 4 MB.
+        conn.execute("PRAGMA cache_size = -8000")
+        conn.execute("PRAGMA wal_autocheckpoint = 4000")
         conn.execute("PRAGMA foreign_keys = ON")
     except (sqlite3.Error, OSError) as e:
         raise StoreError(f"cannot open database {p}: {e}") from e
