@@ -2,8 +2,9 @@
 
 Each peer is a command run as a child process with its own state directory, so a cold cycle is "delete the
 state, run", a warm cycle "run again", and every measurement comes from the kernel: wall time, the CPU time
-of the child and its waited-for descendants (``wait4``), and peak RSS, both the largest single process
-(``ru_maxrss``) and the sum over the process tree sampled from /proc (a process pool's workers add up).
+of the child and its waited-for descendants (``wait4``), and peak memory: the larger of the biggest single
+process's peak RSS (``ru_maxrss``) and the PSS summed over the process tree, sampled from /proc every 0.1 s
+(a process pool's workers add up, without counting pages shared since the fork twice).
 
 A peer that cannot be installed is skipped with its reason; nothing here makes the benchmark fail.
 """
@@ -23,14 +24,13 @@ from xml.sax.saxutils import quoteattr
 
 REPO = Path(__file__).resolve().parent.parent
 BENCH = REPO / "bench"
-PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
 @dataclass
 class Run:
     wall: float
     cpu: float  # user + sys of the process tree, seconds
-    rss_mb: float  # max(largest single process, sampled sum over the tree)
+    rss_mb: float  # max(largest single process's peak RSS, sampled PSS sum over the tree)
     status: int
     output: str = ""
 
@@ -54,15 +54,19 @@ def _children_map() -> dict[int, list[int]]:
 
 
 def tree_rss(pid: int) -> int:
-    """Resident bytes of ``pid`` and all its descendants, now."""
+    """Memory of ``pid`` and all its descendants, now: the sum of their proportional set sizes (PSS), so
+    pages a forked worker still shares with its parent are counted once, not once per process."""
     kids = _children_map()
     total, todo = 0, [pid]
     while todo:
         p = todo.pop()
         todo.extend(kids.get(p, ()))
         try:
-            with open(f"/proc/{p}/statm", "rb") as f:
-                total += int(f.read().split()[1]) * PAGE
+            with open(f"/proc/{p}/smaps_rollup", "rb") as f:
+                for line in f:
+                    if line.startswith(b"Pss:"):
+                        total += int(line.split()[1]) * 1024
+                        break
         except (OSError, IndexError, ValueError):
             continue
     return total
