@@ -1,4 +1,4 @@
-"""Throughput of topic matching: prepare() alone, then prepare() + TopicIndex.match() for 10/100/1,000 topics.
+"""Throughput of topic matching: prepare() alone, then prepare() + TopicIndex for 10/100/1,000 topics.
 
 Items are synthetic but shaped like a Serbian/English news mix: a third each English, Serbian Latin and
 Serbian Cyrillic; titles of 6-12 words and bodies of 50-150 words; Zipf-distributed common words; a large
@@ -6,12 +6,19 @@ pool of person/place names (some famous and frequent, most rare); domain nouns w
 codes written as FK-3, FK 3 or FK3. Topics mix the shapes analysts write: ORs of names in several scripts,
 wildcards, phrases, codes, aliases, NEAR and NOT; 30% of their names are among the 200 most frequent.
 
-Timings are for a warm process: the per-word fold cache is first filled from separate warm-up items (a
-tenth as many), as it would be in a running daemon; the measured items still bring unseen rare words.
-Throughput at 1,000 topics depends mostly on how many items match (building a Match means positions and
-a snippet), so the hit rate is printed next to it, and the rate without building Matches too.
+Two figures per topic count:
 
-    python bench/bench_match.py                 # 100,000 items
+* "verdicts": prepare + which topics match (TopicIndex.matching); what a caller that stores no hit pays;
+* "with Matches": prepare + TopicIndex.match + each hit's terms and marked snippet, which is what the
+  pipeline pays when it stores every hit. At 1,000 topics about 40% of items match some topic, so building
+  Matches is a large share of the work; the hit rate is printed next to the figures.
+
+Timings are for a warm process: the fold caches are first filled from separate warm-up items (a tenth as
+many), as they would be in a running daemon; the measured items still bring unseen rare words. Each figure
+is the median of ``--repeat`` runs of CPU time of this process (time.process_time), so that other load on a
+shared machine disturbs it less than wall time would; the cyclic GC runs as usual.
+
+    python bench/bench_match.py                 # 100,000 items, 3 runs each
     python bench/bench_match.py --items 20000   # quicker
 """
 
@@ -20,8 +27,10 @@ from __future__ import annotations
 import argparse
 import itertools
 import random
+import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -158,11 +167,22 @@ def rate(n: int, seconds: float) -> str:
     return f"{n / seconds:>10,.0f} items/s"
 
 
+def timed(repeat: int, run: Callable[[], object]) -> float:
+    """Median CPU seconds of ``repeat`` runs."""
+    times = []
+    for _ in range(repeat):
+        t0 = time.process_time()
+        run()
+        times.append(time.process_time() - t0)
+    return statistics.median(times)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--items", type=int, default=100_000)
     ap.add_argument("--topics", default="10,100,1000", help="comma-separated topic counts")
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--repeat", type=int, default=3, help="runs per figure; the median is printed")
     args = ap.parse_args()
 
     rng = random.Random(args.seed)
@@ -176,10 +196,12 @@ def main() -> None:
 
     for _ in range(max(1000, args.items // 10)):
         prepare(*corpus.item())
-    t0 = time.perf_counter()
-    for title, text in items:  # each document dropped at once, as the pipeline does
-        prepare(title, text)
-    print(f"prepare only:            {rate(len(items), time.perf_counter() - t0)}")
+
+    def prepare_only() -> None:
+        for title, text in items:  # each document dropped at once, as the pipeline does
+            prepare(title, text)
+
+    print(f"prepare only:            {rate(len(items), timed(args.repeat, prepare_only))}")
 
     for count in (int(c) for c in args.topics.split(",")):
         aliases: dict[str, list[str]] = {}
@@ -188,22 +210,28 @@ def main() -> None:
         topics: list[tuple[str, Query]] = [(f"t{i}", parse_query(s, aliases)) for i, s in enumerate(sources)]
         index = TopicIndex(topics)
         build = time.perf_counter() - t0
-        hits = matched_items = 0
-        t0 = time.perf_counter()
-        for title, text in items:
-            found = index.match(prepare(title, text))
-            hits += len(found)
-            matched_items += bool(found)
-        elapsed = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        for title, text in items:
-            index.matching(prepare(title, text))
-        verdicts = time.perf_counter() - t0
+
+        def verdicts(index: TopicIndex = index) -> None:
+            for title, text in items:
+                index.matching(prepare(title, text))
+
+        def with_matches(index: TopicIndex = index) -> tuple[int, int]:
+            hits = matched_items = 0
+            for title, text in items:
+                found = index.match(prepare(title, text))
+                for m in found.values():  # what the pipeline stores for a hit
+                    m.terms, m.snippet  # noqa: B018
+                hits += len(found)
+                matched_items += bool(found)
+            return hits, matched_items
+
+        hits, matched_items = with_matches()
+        full = timed(args.repeat, with_matches)
+        bare = timed(args.repeat, verdicts)
         sample = [prepare(t, x) for t, x in items[:2000]]
         candidates = sum(len(index.candidates(d)) for d in sample) / len(sample)
         print(
-            f"{count:>5} topics: prepare+match {rate(len(items), elapsed)}"
-            f" | without building Matches {rate(len(items), verdicts)}"
+            f"{count:>5} topics: verdicts {rate(len(items), bare)} | with Matches {rate(len(items), full)}"
             f"  (parse+index {build * 1000:.0f} ms, {candidates:.1f} candidates/item,"
             f" {matched_items / len(items):.1%} items matched, {hits / len(items):.2f} hits/item)"
         )

@@ -6,9 +6,18 @@ import pytest
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
-from watcher.match import Document, TopicIndex, compile_query, explain, match, prepare, required_keys
-from watcher.models import MARK_CLOSE, MARK_OPEN
-from watcher.query import parse_query
+from watcher.match import (
+    Document,
+    LazyMatch,
+    TopicIndex,
+    compile_query,
+    explain,
+    match,
+    prepare,
+    required_keys,
+)
+from watcher.models import MARK_CLOSE, MARK_OPEN, Match
+from watcher.query import Query, parse_query
 from watcher.text import snippet
 
 ALIASES = {"fk3": ["FK-3", "HQ-22", '"Hong Qi 22"'], "serbia": ["Serbia", "Srbija", "Србија"]}
@@ -497,3 +506,47 @@ def test_documents_hold_no_reference_cycles() -> None:
     finally:
         if was_enabled:
             gc.enable()
+
+
+def _reference_match(q: Query, doc: Document) -> Match:
+    """The Match rebuilt from explain()'s list of every occurrence: an independent route to the same
+    terms and snippet as the fast path that TopicIndex and match() take."""
+    hits = [h for h in explain(q, doc).hits if not h.negated]
+    terms = tuple(dict.fromkeys(h.term for h in hits))
+    if not hits:
+        field = doc.text if doc.text.source.strip() or not doc.title.source.strip() else doc.title
+        return Match(terms=terms, snippet=snippet(field.source, []), field=field.name)
+    name = "text" if any(h.field == "text" for h in hits) else "title"
+    source = doc.text.source if name == "text" else doc.title.source
+    ranges = [
+        (h.start, h.end) for h in sorted(hits, key=lambda h: (h.first_token, h.last_token)) if h.field == name
+    ]
+    return Match(terms=terms, snippet=snippet(source, ranges), field=name)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    source=_QUERY_SOURCES,
+    title=st.one_of(_MATCHABLE, _TEXTS),
+    text=st.one_of(_MATCHABLE, _TEXTS),
+)
+def test_lazy_match_equals_the_reference(source: str, title: str, text: str) -> None:
+    q = parse_query(source, ALIASES)
+    doc = prepare(title, text)
+    found = TopicIndex([("q", q)]).match(doc).get("q")
+    if found is None:
+        return
+    assert isinstance(found, LazyMatch)
+    built = found.build()
+    assert built == _reference_match(q, doc) == match(q, doc)
+    assert (found.terms, found.snippet, found.field) == (built.terms, built.snippet, built.field)
+
+
+def test_lazy_match_builds_once_on_first_use() -> None:
+    q = parse_query("Vucic", ALIASES)
+    found = TopicIndex([("t", q)]).match(prepare("", "Predsednik Vučić je rekao"))["t"]
+    first = found.build()
+    assert first is found.build()  # built once, then kept
+    assert found.terms == ("Vucic",)
+    assert marked(found.snippet) == ["Vučić"]
+    assert found == first and found != Match(terms=(), snippet="")

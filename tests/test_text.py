@@ -1,12 +1,26 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 
 import pytest
+from anyascii import anyascii
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from watcher.text import Token, TokenLocator, fold, is_glue, split_words, tokenize, tokens, vocabulary
+from watcher.text import (
+    _TABLE_CANDIDATES,
+    Token,
+    TokenLocator,
+    fold,
+    is_glue,
+    snippet,
+    split_words,
+    token_text,
+    tokenize,
+    tokens,
+    vocabulary,
+)
 
 
 @pytest.mark.parametrize(
@@ -144,3 +158,73 @@ def test_tokenize_with_unusual_whitespace() -> None:
         ("fk", "FK"), ("3", "3"), ("vucic", "Вучић"), ("x", "x"),
     ]  # fmt: skip
     assert fold("a\u0085b") == "a b"
+
+
+# --- the fast tokenizer against a slow reference ----------------------------------------------------------
+
+_REF_LOWER = {"ђ": "dj", "ћ": "c", "ч": "c", "ж": "z", "ш": "s", "љ": "lj", "њ": "nj", "џ": "dz", "ј": "j",
+              "х": "h", "ц": "c", "đ": "dj"}  # fmt: skip
+_REF_SERBIAN = str.maketrans(_REF_LOWER | {k.upper(): v.capitalize() for k, v in _REF_LOWER.items()})
+
+
+def _reference_fold(s: str) -> str:
+    """fold() as its contract states it, one character at a time, with no table or cache."""
+    out = []
+    for ch in s:
+        bare = "".join(c for c in unicodedata.normalize("NFKD", ch) if not unicodedata.combining(c))
+        folded = str(anyascii(bare.translate(_REF_SERBIAN))).lower()
+        out.append(" " if not folded and ch.isspace() else folded)
+    return "".join(out)
+
+
+def _reference_tokens(s: str) -> list[str]:
+    return re.findall(r"[a-z0-9]+", _reference_fold(s))
+
+
+_FAST_TEXT = st.text(
+    alphabet=st.one_of(
+        st.characters(codec="utf-8"),
+        st.sampled_from(_TABLE_CANDIDATES + "ЫЭЮЯыэюяßæ½€©\u0301\u00ad\ufffe\u0085 -.,'"),
+        st.sampled_from("abcdefXYZ0123456789 "),
+    ),
+    max_size=80,
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(_FAST_TEXT)
+def test_fast_tokens_equal_the_reference(s: str) -> None:
+    expected = _reference_tokens(s)
+    assert tokens(s) == expected
+    assert token_text(s).split() == expected
+    assert fold(s) == _reference_fold(s)
+    folded = " " + token_text(s)
+    for t in expected:
+        for n in (1, len(t)):
+            assert " " + t[:n] in folded
+
+
+@settings(max_examples=300, deadline=None)
+@given(_FAST_TEXT)
+def test_locator_spans_agree_with_tokenize(s: str) -> None:
+    expected = tokenize(s)
+    locator = TokenLocator(s)
+    assert [locator.span(i) for i in range(len(expected))] == [(t.start, t.end) for t in expected]
+    with pytest.raises(IndexError):
+        locator.span(len(expected))
+
+
+@pytest.mark.parametrize(
+    "s",
+    ["Đoković i Љубљана", "naïve café", "c\u030cas", "½ mile", "soft\u00adhyphen", "a\ufffeb", "北京 x", "ﬁ"],
+)
+def test_fast_tokens_examples(s: str) -> None:
+    assert tokens(s) == _reference_tokens(s)
+    assert [(t.start, t.end) for t in tokenize(s)] == [TokenLocator(s).span(i) for i in range(len(tokens(s)))]
+
+
+@settings(max_examples=300, deadline=None)
+@given(_FAST_TEXT, st.lists(st.tuples(st.integers(0, 80), st.integers(0, 80)), max_size=3))
+def test_snippet_squeezes_whitespace_like_a_regex(s: str, ranges: list[tuple[int, int]]) -> None:
+    got = snippet(s, [(a, b) for a, b in ranges if a < b <= len(s)])
+    assert got == re.sub(r"\s+", " ", got).strip()

@@ -21,11 +21,10 @@ import operator
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from itertools import chain
 
 from watcher.models import MARK_CLOSE, MARK_OPEN, Match
 from watcher.query import Near, Node, Not, Or, Query, Scope, Term, Word
-from watcher.text import SNIPPET_CHARS, Token, TokenLocator, is_glue, snippet, split_words, tokens
+from watcher.text import SNIPPET_CHARS, TokenLocator, is_glue, snippet, token_text
 
 _HEAD = 4  # prefixes are indexed, and cheaply ruled out, by their first four characters
 
@@ -42,7 +41,7 @@ class Lexicon:
 
     __slots__ = ("_heads", "_sorted", "words")
 
-    def __init__(self, words: frozenset[str] = frozenset()) -> None:
+    def __init__(self, words: set[str]) -> None:
         self.words = words
         self._sorted: list[str] | None = None
         self._heads: dict[int, frozenset[str]] = {}
@@ -64,32 +63,21 @@ class Lexicon:
             found = self._heads[n] = frozenset(map(operator.itemgetter(slice(0, n)), self.words))
         return found
 
-    def has_prefix(self, prefix: str) -> bool:
-        """Some token starts with ``prefix``."""
-        if len(prefix) >= _HEAD:
-            if prefix[:_HEAD] not in self.heads(_HEAD):
-                return False  # the usual answer, without sorting the vocabulary
-            if len(prefix) == _HEAD:
-                return True
-        return bool(self.with_prefix(prefix))
-
 
 class Field:
     """One field of a prepared item. Past its tokens, everything is computed on first use: most
     documents are rejected by the document-wide vocabulary alone."""
 
-    __slots__ = ("_locator", "_positions", "_words", "lexicon", "name", "source", "tokens")
+    __slots__ = ("_locator", "_positions", "folded", "lexicon", "name", "source", "tokens")
 
     def __init__(self, name: str, source: str, lexicon: Lexicon) -> None:
         self.name = name
         self.source = source
         self.lexicon = lexicon  # the whole document's: prefix lookups are shared by both fields
-        self._words: tuple[list[str], list[tuple[str, ...]]] | None = None
-        if source.isascii():
-            self.tokens = tokens(source)
-        else:  # keep the split words: a snippet's TokenLocator reuses them
-            self._words = split_words(source)
-            self.tokens = list(chain.from_iterable(self._words[1]))
+        # Tokens separated by whitespace, with a leading space: " " + prefix occurs in it exactly where a
+        # token starts with that prefix, so prefix checks are one C-level substring search.
+        self.folded = " " + token_text(source)
+        self.tokens = self.folded.split()
         self._positions: dict[str, list[int]] = {}
         self._locator: TokenLocator | None = None
 
@@ -100,11 +88,14 @@ class Field:
         indexing every token of it would cost more.
         """
         if word.prefix:
-            found = [self._exact(t) for t in self.lexicon.with_prefix(word.text)]
+            if " " + word.text not in self.folded:
+                return []
+            found = [self.exact(t) for t in self.lexicon.with_prefix(word.text)]
             return found[0] if len(found) == 1 else sorted(i for ps in found for i in ps)
-        return self._exact(word.text)
+        return self.exact(word.text)
 
-    def _exact(self, text: str) -> list[int]:
+    def exact(self, text: str) -> list[int]:
+        """Ascending token indices of the token ``text``."""
         cached = self._positions.get(text)
         if cached is None:
             toks = self.tokens
@@ -116,28 +107,35 @@ class Field:
             self._positions[text] = cached
         return cached
 
-    def offset(self, i: int) -> Token:
-        """Token ``i`` with its offsets in ``source``."""
+    def span(self, i: int) -> tuple[int, int]:
+        """Where token ``i`` is in ``source``: start and end offsets."""
         if self._locator is None:
-            self._locator = TokenLocator(self.source, *(self._words or ()))
-        return self._locator[i]
+            self._locator = TokenLocator(self.source)
+        return self._locator.span(i)
 
     def glued(self, i: int) -> bool:
         """Whether tokens i and i+1 are written as one code (nothing or one hyphen/space between)."""
-        return is_glue(self.source[self.offset(i).end : self.offset(i + 1).start])
+        return is_glue(self.source[self.span(i)[1] : self.span(i + 1)[0]])
 
 
 class Document:
     """An item prepared once for matching against any number of queries."""
 
-    __slots__ = ("has_prefix", "lexicon", "text", "title", "vocab")
+    __slots__ = ("lexicon", "text", "title", "vocab")
 
     def __init__(self, title: str, text: str) -> None:
-        self.lexicon = Lexicon()
+        vocab: set[str] = set()
+        self.lexicon = Lexicon(vocab)
         self.title = Field("title", title, self.lexicon)
         self.text = Field("text", text, self.lexicon)
-        self.vocab = self.lexicon.words = frozenset(chain(self.title.tokens, self.text.tokens))
-        self.has_prefix = self.lexicon.has_prefix  # a bound method of the lexicon: no cycle
+        vocab.update(self.title.tokens)
+        vocab.update(self.text.tokens)
+        self.vocab = vocab
+
+    def has_prefix(self, prefix: str) -> bool:
+        """Some token of either field starts with ``prefix``."""
+        head = " " + prefix
+        return head in self.text.folded or head in self.title.folded
 
     def fields(self, scope: Scope) -> tuple[Field, ...]:
         if scope is Scope.TITLE:
@@ -317,13 +315,23 @@ class Compiled:
     query: Query
     pred: Pred
     leaves: tuple[tuple[Term, bool, Pred], ...]  # term, under NOT?, cheap "may occur" gate
+    # The leaves a Match reports, in order, with the folded word of single-word exact terms (None for the
+    # rest): those, the usual case, skip the general span machinery.
+    positive: tuple[tuple[Term, str | None, Pred], ...]
 
 
 @lru_cache(maxsize=4096)
 def compile_query(query: Query) -> Compiled:
     """Compile once per query; cached, since queries are immutable and hashable."""
     leaves = tuple((t, neg, _gate(t)) for t, neg in dict.fromkeys(_leaves(query.root)))
-    return Compiled(query, _compile(query.root), leaves)
+    positive = tuple((t, _single_word(t), gate) for t, neg, gate in leaves if not neg)
+    return Compiled(query, _compile(query.root), leaves, positive)
+
+
+def _single_word(term: Term) -> str | None:
+    if len(term.variants) == 1 and len(term.variants[0]) == 1 and not term.variants[0][0].prefix:
+        return term.variants[0][0].text
+    return None
 
 
 # --- explaining and snippets ---------------------------------------------------------------------------
@@ -409,25 +417,89 @@ def _occurrences(compiled: Compiled, doc: Document) -> list[Occurrence]:
     return found
 
 
-def _build_match(found: list[Occurrence], doc: Document) -> Match:
-    positive = [o for o in found if not o[1]]
-    terms = tuple(dict.fromkeys(term.source for term, _, _, _ in positive))
-    in_text = [o for o in positive if o[2] is doc.text]
-    chosen = in_text or positive
-    if not chosen:
+def _build_match(compiled: Compiled, doc: Document) -> Match:
+    """Terms and snippet of a document ``compiled`` matches. Terms found only under NOT play no part."""
+    terms: dict[str, None] = {}
+    in_title: list[Span] = []
+    in_text: list[Span] = []
+    vocab = doc.vocab
+    for term, word, gate in compiled.positive:
+        if word is not None:
+            if word in vocab:
+                for field in doc.fields(term.scope):
+                    found = field.exact(word)
+                    if found:
+                        terms[term.source] = None
+                        (in_text if field is doc.text else in_title).extend(zip(found, found, strict=True))
+            continue
+        if not gate(doc):
+            continue
+        for field in doc.fields(term.scope):
+            spans = term_spans(term, field)
+            if spans:
+                terms[term.source] = None
+                (in_text if field is doc.text else in_title).extend(spans)
+    if not terms:
         field = doc.text if doc.text.source.strip() or not doc.title.source.strip() else doc.title
-        return Match(terms=terms, snippet=snippet(field.source, []), field=field.name)
-    field = chosen[0][2]
-    spans = sorted(span for _, _, _, spans in chosen for span in spans)
+        return Match(terms=(), snippet=snippet(field.source, []), field=field.name)
+    field, spans = (doc.text, in_text) if in_text else (doc.title, in_title)
+    spans.sort()
     # Offsets only for spans that can fall in the window, found in order until one starts past it.
-    limit = field.offset(spans[0][0]).start + SNIPPET_CHARS
+    span = field.span
+    limit = span(spans[0][0])[0] + SNIPPET_CHARS
     ranges: list[tuple[int, int]] = []
     for a, b in spans:
-        start = field.offset(a).start
+        start = span(a)[0]
         if start >= limit:
             break
-        ranges.append((start, field.offset(b).end))
-    return Match(terms=terms, snippet=snippet(field.source, ranges), field=field.name)
+        ranges.append((start, span(b)[1]))
+    return Match(terms=tuple(terms), snippet=snippet(field.source, ranges), field=field.name)
+
+
+class LazyMatch:
+    """A topic's match on a document whose terms and snippet are worked out on first use.
+
+    Deciding that a topic matches needs only set checks; the Match (token positions, character offsets, a
+    marked snippet) costs several times more and is wanted only for hits that get stored. Holding the
+    document keeps it alive as long as this object, which is what laziness costs.
+    """
+
+    __slots__ = ("_compiled", "_doc", "_match")
+
+    def __init__(self, compiled: Compiled, doc: Document) -> None:
+        self._compiled = compiled
+        self._doc: Document | None = doc
+        self._match: Match | None = None
+
+    def build(self) -> Match:
+        """The Match, built once; the document is released afterwards."""
+        if self._match is None:
+            assert self._doc is not None
+            self._match = _build_match(self._compiled, self._doc)
+            self._doc = None
+        return self._match
+
+    @property
+    def terms(self) -> tuple[str, ...]:
+        return self.build().terms
+
+    @property
+    def snippet(self) -> str:
+        return self.build().snippet
+
+    @property
+    def field(self) -> str:
+        return self.build().field
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, LazyMatch):
+            return self.build() == other.build()
+        return self.build() == other if isinstance(other, Match) else NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]  # equality follows a lazily built value
+
+    def __repr__(self) -> str:
+        return f"LazyMatch({self.build()!r})"
 
 
 def match(query: Query, doc: Document) -> Match | None:
@@ -435,7 +507,7 @@ def match(query: Query, doc: Document) -> Match | None:
     compiled = compile_query(query)
     if not compiled.pred(doc):
         return None
-    return _build_match(_occurrences(compiled, doc), doc)
+    return _build_match(compiled, doc)
 
 
 def explain(query: Query, doc: Document) -> Explanation:
@@ -445,14 +517,14 @@ def explain(query: Query, doc: Document) -> Explanation:
     hits: list[TermHit] = []
     for term, negated, field, spans in found:
         for first, last in spans:
-            start, end = field.offset(first).start, field.offset(last).end
+            start, end = field.span(first)[0], field.span(last)[1]
             text = field.source[start:end]
             hits.append(TermHit(term.source, field.name, first, last, start, end, text, negated))
     seen = {h.term for h in hits}
     missing = tuple(
         dict.fromkeys(t.source for t, neg in _leaves(query.root) if not neg and t.source not in seen)
     )
-    result = _build_match(found, doc) if matched else None
+    result = _build_match(compiled, doc) if matched else None
     return Explanation(query, matched, tuple(hits), missing, result)
 
 
@@ -534,9 +606,7 @@ class TopicIndex:
         """Names of the topics that match, without building Matches (no positions or snippets)."""
         return [self._names[i] for i in self.candidates(doc) if self._preds[i](doc)]
 
-    def match(self, doc: Document) -> dict[str, Match]:
-        out: dict[str, Match] = {}
-        for i in self.candidates(doc):
-            if self._preds[i](doc):
-                out[self._names[i]] = _build_match(_occurrences(self._compiled[i], doc), doc)
-        return out
+    def match(self, doc: Document) -> dict[str, LazyMatch]:
+        """The topics that match, each with a Match built only if its terms or snippet are asked for."""
+        compiled, names = self._compiled, self._names
+        return {names[i]: LazyMatch(compiled[i], doc) for i in self.candidates(doc) if self._preds[i](doc)}
