@@ -498,6 +498,9 @@ class Fetcher:
             if not asked:
                 words = "HTTP 304 Not Modified to a request without validators"
                 raise _Failure("not-modified-unasked", words, http_status=code)
+            # A 304 has no body, but closing an unread response makes httpcore drop the connection; reading
+            # its (empty) end keeps the connection alive for the next feed: a warm cycle is mostly 304s.
+            await _read_body(response, req.settings.max_bytes)
             return replace(
                 base,
                 status=FetchStatus.NOT_MODIFIED,
