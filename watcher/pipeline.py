@@ -26,8 +26,9 @@ from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
+from typing import TYPE_CHECKING
 
-from watcher import dedup, fulltext, policy
+from watcher import dedup, policy
 from watcher.config import Config, FeedConfig, Topic
 from watcher.dedup import Classified, Decision, Reason
 from watcher.errors import ParseError
@@ -48,6 +49,9 @@ from watcher.models import (
 from watcher.parse import parse_feed
 from watcher.query import Query
 from watcher.store import Store, neardup
+
+if TYPE_CHECKING:  # imported where needed: trafilatura costs ~0.13 s of start-up to every `watcher poll`
+    from watcher import fulltext
 
 log = logging.getLogger(__name__)
 
@@ -347,6 +351,8 @@ async def _full_texts(
             return "not fetched: backlog of the feed's first poll"
         return None
 
+    from watcher import fulltext
+
     return await fulltext.fetch_full_texts(
         rt.fetcher, new, settings=rt.config.fetch_settings(feed), zone_url=feed.url,
         limit=rt.config.full_text_max(feed), skip=skip, executor=rt.parse_executor,
@@ -389,7 +395,9 @@ def _store_items(
             updated += 1
         else:
             if pages is not None:
-                item = fulltext.with_full_text(item, pages.get(raw.guid))
+                from watcher.fulltext import with_full_text
+
+                item = with_full_text(item, pages.get(raw.guid))
             fp = analysis[0] if analysis and analysis[0] else fingerprint(item.title, item.text)
             story_id, reason, score = _assign_story(rt, feed, item, c.canonical_url, fp, since, now)
             item_id = store.insert_item(
