@@ -1,11 +1,12 @@
 """Evaluating parsed topic queries against items.
 
 Cost model: an item is folded and tokenized once (``prepare``) into a token list per field and one set
-of all its tokens. Most of a query is then set membership (an OR of plain words is one ``isdisjoint``);
-token positions (per word, on demand), the sorted vocabulary for prefixes and original character offsets
-are computed lazily, only when a phrase, code, NEAR, wildcard or snippet needs them. ``TopicIndex`` adds
-an inverted index over the words each query cannot match without, so a document meets only the topics
-that could possibly match it, and purely negative topics.
+of all its tokens. Most of a query is then set membership (an OR of plain words is one ``isdisjoint``, a
+prefix one substring search in the folded text); token positions (per word, on demand), the sorted
+vocabulary for prefixes and original character offsets are computed lazily, only when a phrase, code, NEAR,
+wildcard or snippet needs them. ``TopicIndex`` adds an inverted index over the words each query cannot match
+without, so a document meets only the topics that could possibly match it, and purely negative topics; it
+returns ``LazyMatch``es, so terms and snippets are built only for the hits a caller keeps.
 
 Semantics not spelled out by the query grammar (watcher/query.py):
 
@@ -32,53 +33,20 @@ Span = tuple[int, int]  # first and last token index, inclusive
 Pred = Callable[["Document"], bool]
 
 
-class Lexicon:
-    """The distinct tokens of a document, with the lookups prefixes need, built on first use.
-
-    Shared by the document and its fields; it points back at neither, so a Document holds no reference
-    cycle and is freed as soon as the pipeline drops it instead of waiting for the cyclic GC.
-    """
-
-    __slots__ = ("_heads", "_sorted", "words")
-
-    def __init__(self, words: set[str]) -> None:
-        self.words = words
-        self._sorted: list[str] | None = None
-        self._heads: dict[int, frozenset[str]] = {}
-
-    def with_prefix(self, prefix: str) -> list[str]:
-        """Tokens starting with ``prefix``, from a sorted vocabulary built on first use."""
-        if self._sorted is None:
-            self._sorted = sorted(self.words)
-        ordered = self._sorted
-        lo = hi = bisect.bisect_left(ordered, prefix)
-        while hi < len(ordered) and ordered[hi].startswith(prefix):
-            hi += 1
-        return ordered[lo:hi]
-
-    def heads(self, n: int) -> frozenset[str]:
-        """The first ``n`` characters of every token: a prefix of length n is present iff it is here."""
-        found = self._heads.get(n)
-        if found is None:
-            found = self._heads[n] = frozenset(map(operator.itemgetter(slice(0, n)), self.words))
-        return found
-
-
 class Field:
     """One field of a prepared item. Past its tokens, everything is computed on first use: most
     documents are rejected by the document-wide vocabulary alone."""
 
-    __slots__ = ("_locator", "_positions", "folded", "lexicon", "name", "source", "tokens")
+    __slots__ = ("_locator", "_positions", "folded", "name", "source", "tokens")
 
-    def __init__(self, name: str, source: str, lexicon: Lexicon) -> None:
+    def __init__(self, name: str, source: str) -> None:
         self.name = name
         self.source = source
-        self.lexicon = lexicon  # the whole document's: prefix lookups are shared by both fields
         # Tokens separated by whitespace, with a leading space: " " + prefix occurs in it exactly where a
         # token starts with that prefix, so prefix checks are one C-level substring search.
         self.folded = " " + token_text(source)
         self.tokens = self.folded.split()
-        self._positions: dict[str, list[int]] = {}
+        self._positions: dict[str, list[int]] | None = None
         self._locator: TokenLocator | None = None
 
     def positions(self, word: Word) -> list[int]:
@@ -88,14 +56,25 @@ class Field:
         indexing every token of it would cost more.
         """
         if word.prefix:
-            if " " + word.text not in self.folded:
-                return []
-            found = [self.exact(t) for t in self.lexicon.with_prefix(word.text)]
+            found = [self.exact(t) for t in self.with_prefix(word.text)]
             return found[0] if len(found) == 1 else sorted(i for ps in found for i in ps)
         return self.exact(word.text)
 
+    def with_prefix(self, prefix: str) -> set[str]:
+        """The distinct tokens starting with ``prefix``, found by substring search in ``folded``."""
+        folded, head = self.folded, " " + prefix
+        found: set[str] = set()
+        i = folded.find(head)
+        while i >= 0:
+            end = folded.find(" ", i + 1)
+            found.add(folded[i + 1 : end] if end >= 0 else folded[i + 1 :])
+            i = folded.find(head, end) if end >= 0 else -1
+        return found
+
     def exact(self, text: str) -> list[int]:
         """Ascending token indices of the token ``text``."""
+        if self._positions is None:
+            self._positions = {}
         cached = self._positions.get(text)
         if cached is None:
             toks = self.tokens
@@ -121,16 +100,13 @@ class Field:
 class Document:
     """An item prepared once for matching against any number of queries."""
 
-    __slots__ = ("lexicon", "text", "title", "vocab")
+    __slots__ = ("text", "title", "vocab")
 
     def __init__(self, title: str, text: str) -> None:
-        vocab: set[str] = set()
-        self.lexicon = Lexicon(vocab)
-        self.title = Field("title", title, self.lexicon)
-        self.text = Field("text", text, self.lexicon)
-        vocab.update(self.title.tokens)
+        self.title = Field("title", title)
+        self.text = Field("text", text)
+        vocab = self.vocab = set(self.title.tokens)
         vocab.update(self.text.tokens)
-        self.vocab = vocab
 
     def has_prefix(self, prefix: str) -> bool:
         """Some token of either field starts with ``prefix``."""
@@ -442,17 +418,19 @@ def _build_match(compiled: Compiled, doc: Document) -> Match:
     if not terms:
         field = doc.text if doc.text.source.strip() or not doc.title.source.strip() else doc.title
         return Match(terms=(), snippet=snippet(field.source, []), field=field.name)
-    field, spans = (doc.text, in_text) if in_text else (doc.title, in_title)
-    spans.sort()
-    # Offsets only for spans that can fall in the window, found in order until one starts past it.
+    field, chosen = (doc.text, in_text) if in_text else (doc.title, in_title)
+    # Offsets only for spans that can fall in the window, found in order until one starts past it. Two
+    # terms with the same span (Vucic OR Вучић) would only mark it twice, so duplicates go first.
     span = field.span
-    limit = span(spans[0][0])[0] + SNIPPET_CHARS
+    limit = -1
     ranges: list[tuple[int, int]] = []
-    for a, b in spans:
-        start = span(a)[0]
-        if start >= limit:
+    for a, b in sorted(set(chosen)):
+        start, end = span(a)
+        if limit < 0:
+            limit = start + SNIPPET_CHARS
+        elif start >= limit:
             break
-        ranges.append((start, span(b)[1]))
+        ranges.append((start, end if a == b else span(b)[1]))
     return Match(terms=tuple(terms), snippet=snippet(field.source, ranges), field=field.name)
 
 
@@ -598,7 +576,7 @@ class TopicIndex:
         for word in doc.vocab & self._word_keys:
             found.update(self._words[word])
         for n, keys, table in self._prefix_tables:
-            for head in keys.intersection(doc.lexicon.heads(n)):
+            for head in keys.intersection(map(operator.itemgetter(slice(0, n)), doc.vocab)):
                 found.update(table[head])
         return sorted(found)
 

@@ -12,8 +12,9 @@ Contract:
 Folding is character-local (every step maps one code point on its own; the only cross-character step of
 NFKD, reordering combining marks, is moot because they are dropped), and every whitespace character folds
 to whitespace. That is what makes the speed tricks below sound: a per-code-point cache used through
-``str.translate``, and a per-word cache (split on whitespace, fold each distinct word once) for tokens and
-their offsets. ``tests/test_text.py`` checks both properties with hypothesis.
+``str.translate``; a C-level tokenizer (a charmap codec, see ``token_text``) that handles whole texts without
+Python code per word; a per-word cache for offsets when a text cannot be aligned character for character.
+``tests/test_text.py`` checks both properties, and the fast paths against a slow reference, with hypothesis.
 
 ``snippet()`` lives here too: it cuts a window of original text and wraps ranges in models.MARK_OPEN /
 MARK_CLOSE.
