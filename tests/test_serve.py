@@ -30,7 +30,6 @@ from prometheus_client.parser import text_string_to_metric_families
 from starlette.applications import Starlette
 
 from tests.clihelp import cli, json_lines
-from tests.daemonproc import DaemonProcess
 from tests.feedgen import Entry, rss
 from tests.feedserver import FeedServer
 from watcher.config import load_config
@@ -353,6 +352,50 @@ def test_metrics_report_feeds_hits_deliveries_and_the_daemons_counters(
 SERVING = re.compile(r"serving HTTP on (http://\S+)")
 
 
+class Watcher:
+    """`python -m watcher ARGS` with its log read line by line. Unlike tests/daemonproc.py it closes its pipe
+    and joins its reader, so no unclosed file is left for the garbage collector to report in a later test."""
+
+    def __init__(self, config: Path, *args: str) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "watcher", "--config", str(config), *args],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )  # fmt: skip
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.log: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stderr is not None
+        with self.proc.stderr:
+            for line in self.proc.stderr:
+                self.log.append(line)
+                self.lines.put(line)
+
+    def url(self) -> str:
+        """The address from the "serving HTTP on" line (port 0 in the config: the OS picked one)."""
+        while (match := SERVING.search(self.lines.get(timeout=30))) is None:
+            pass
+        return match.group(1)
+
+    def wait_for(self, fragment: str) -> None:
+        while fragment not in self.lines.get(timeout=30):
+            pass
+
+    def stop(self) -> int:
+        """SIGTERM, then the exit code; kills it if it does not exit."""
+        try:
+            self.proc.send_signal(signal.SIGTERM)
+            return self.proc.wait(timeout=30)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+            self._reader.join(timeout=10)
+
+
 def test_daemon_serves_while_it_runs_and_still_stops_on_sigterm(
     feed_server: FeedServer, tmp_path: Path
 ) -> None:
@@ -360,19 +403,17 @@ def test_daemon_serves_while_it_runs_and_still_stops_on_sigterm(
     feed_server.serve("/a", rss([Entry("a1", "Serbia buys FK-3 air defence", "https://x.example/a1", BODY, now),
                                  Entry("a2", "Weather", "https://x.example/a2", "sunny", now)]))  # fmt: skip
     cfg = write_config(tmp_path, {"A": feed_server.url("/a")}, "[serve]\nenabled = true\nport = 0\n")
-    daemon = DaemonProcess(cfg, "--tick", "0.2", "--grace", "1")
+    daemon = Watcher(cfg, "run", "--tick", "0.2", "--grace", "1")
     try:
-        match = SERVING.search(daemon.wait_for("serving HTTP on"))
-        assert match is not None
+        url = daemon.url()
         daemon.wait_for("cycle: 1 feeds polled")
-        with httpx.Client(base_url=match.group(1), timeout=10) as http:
+        with httpx.Client(base_url=url, timeout=10) as http:
             health = http.get("/healthz")
             assert health.status_code == 200, health.text
             got = samples(http.get("/metrics").text)
             parsed = feedparser.parse(http.get("/topics/arms.atom").content)
-        code = daemon.terminate(signal.SIGTERM)
     finally:
-        daemon.kill()
+        code = daemon.stop()
     assert code == 0, "".join(daemon.log)
     assert any("watcher daemon stopped" in line for line in daemon.log)
     assert got[("watcher_feed_polls_total", ())] >= 1
@@ -403,25 +444,14 @@ def test_daemon_refuses_to_start_on_a_taken_port(tmp_path: Path) -> None:
 
 def test_watcher_serve_answers_and_exits_0_on_sigterm(tmp_path: Path) -> None:
     cfg = write_config(tmp_path, {})
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "watcher", "--config", str(cfg), "serve", "--port", "0"],
-        stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )  # fmt: skip
-    lines: queue.Queue[str] = queue.Queue()
-    threading.Thread(target=lambda: [lines.put(line) for line in proc.stderr or ()], daemon=True).start()
+    server = Watcher(cfg, "serve", "--port", "0")
     try:
-        match = None
-        while match is None:
-            match = SERVING.search(lines.get(timeout=30))
-        with httpx.Client(base_url=match.group(1), timeout=10) as http:
+        with httpx.Client(base_url=server.url(), timeout=10) as http:
             index = http.get("/").json()
             assert http.get("/healthz").status_code == 503  # no daemon has ever polled this database
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=30) == 0
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=10)
+        code = server.stop()
+    assert code == 0, "".join(server.log)
     assert [t["name"] for t in index["topics"]] == ["arms", "quiet.topic"]
 
 
