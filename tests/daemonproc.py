@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import IO
 
 
 class DaemonProcess:
@@ -25,11 +26,13 @@ class DaemonProcess:
         threading.Thread(target=self._pump, args=(self.proc.stderr, self.log, True), daemon=True).start()
         threading.Thread(target=self._pump, args=(self.proc.stdout, self.stdout, False), daemon=True).start()
 
-    def _pump(self, stream: object, sink: list[str], notify: bool) -> None:
-        for line in stream:  # type: ignore[attr-defined]
-            sink.append(line)
-            if notify:
-                self.lines.put(line)
+    def _pump(self, stream: IO[str], sink: list[str], notify: bool) -> None:
+        # Closing the pipe here, not at garbage collection, keeps ResourceWarnings out of unrelated tests.
+        with stream:
+            for line in stream:
+                sink.append(line)
+                if notify:
+                    self.lines.put(line)
 
     def wait_for(self, fragment: str, timeout: float = 20.0) -> str:
         deadline = time.monotonic() + timeout
