@@ -10,6 +10,7 @@ from watcher.match import (
     Document,
     LazyMatch,
     TopicIndex,
+    _compile,
     compile_query,
     explain,
     match,
@@ -550,3 +551,22 @@ def test_lazy_match_builds_once_on_first_use() -> None:
     assert found.terms == ("Vucic",)
     assert marked(found.snippet) == ["Vučić"]
     assert found == first and found != Match(terms=(), snippet="")
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    source=_QUERY_SOURCES,
+    title=st.one_of(_MATCHABLE, _TEXTS),
+    text=st.one_of(_MATCHABLE, _TEXTS),
+)
+def test_generated_predicate_equals_the_closures(source: str, title: str, text: str) -> None:
+    q = parse_query(source, ALIASES)
+    doc = prepare(title, text)
+    assert compile_query(q).pred(doc) is _compile(q.root)(doc)
+
+
+def test_deeply_nested_query_still_compiles() -> None:
+    source = "(" * 60 + "a OR NOT b" + ")" * 60
+    q = parse_query(source)
+    assert match(q, prepare("", "a")) is not None
+    assert match(q, prepare("", "b")) is None
