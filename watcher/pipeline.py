@@ -115,9 +115,19 @@ def age_out(rt: Runtime) -> int:
 
 
 async def poll_all(rt: Runtime, feeds: Sequence[FeedConfig] | None = None) -> list[PollOutcome]:
-    """Poll feeds concurrently (the fetcher bounds concurrency globally and per host)."""
+    """Poll feeds concurrently (the fetcher bounds concurrency globally and per host).
+
+    At most twice the fetch concurrency of feeds are between their request and their commit at once:
+    when storing is the slower stage, fetched bodies and parsed items would otherwise pile up in memory.
+    """
     targets = list(rt.config.feeds if feeds is None else feeds)
-    return list(await asyncio.gather(*(poll_feed(rt, f) for f in targets)))
+    in_flight = asyncio.Semaphore(2 * rt.config.watcher.concurrency)
+
+    async def one(feed: FeedConfig) -> PollOutcome:
+        async with in_flight:
+            return await poll_feed(rt, feed)
+
+    return list(await asyncio.gather(*(one(f) for f in targets)))
 
 
 async def poll_feed(rt: Runtime, feed: FeedConfig) -> PollOutcome:
