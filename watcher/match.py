@@ -239,11 +239,16 @@ def _generate(root: Node) -> Pred:
             if only is not None and node.scope is Scope.ANY:
                 h = const(" " + only.text)
                 return f"({h} in d.text.folded or {h} in d.title.folded)"
-            return f"{const(_term_pred(node))}(d)"
+            # Some variant's exact words must all be in the vocabulary: checked here, before the call.
+            exact = [frozenset(w.text for w in v if not w.prefix) for v in node.variants]
+            call = f"{const(_term_pred(node))}(d)"
+            if not all(exact):
+                return call
+            return "((" + " or ".join(f"{const(e)} <= V" for e in exact) + f") and {call})"
         if isinstance(node, Not):
             return f"(not {expr(node.child)})"
-        if isinstance(node, Near):
-            return f"{const(_near_pred(node))}(d)"
+        if isinstance(node, Near):  # both sides must occur: cheap checks first, positions last
+            return f"({expr(node.left)} and {expr(node.right)} and {const(_near_pred(node, False))}(d))"
         plain = frozenset(pw for c in node.children if (pw := _is_plain_word(c)) is not None)
         rest = [c for c in node.children if _is_plain_word(c) is None]
         rest.sort(key=lambda c: 2 if isinstance(c, Not | Near) else 1 if isinstance(c, Term) else 1.5)
@@ -263,6 +268,10 @@ def _generate(root: Node) -> Pred:
     exec(code, consts)  # the source holds only operators and constant names, built above
     pred: Pred = consts["pred"]  # type: ignore[assignment]
     return pred
+
+
+def _true(d: Document) -> bool:
+    return True
 
 
 def _any_of(preds: tuple[Pred, ...]) -> Pred:
@@ -318,9 +327,10 @@ def _near(a: list[Span], b: list[Span], distance: int) -> bool:
     return False
 
 
-def _near_pred(node: Near) -> Pred:
+def _near_pred(node: Near, gated: bool = True) -> Pred:
+    """``gated=False`` leaves out the check that both sides occur at all, for callers that made it."""
     left, right = _operand_terms(node.left), _operand_terms(node.right)
-    gate_left, gate_right = _compile(node.left), _compile(node.right)
+    gate_left, gate_right = (_compile(node.left), _compile(node.right)) if gated else (_true, _true)
     distance = node.distance
 
     def pred(d: Document) -> bool:
