@@ -505,15 +505,13 @@ class LazyMatch:
 
     def __init__(self, compiled: Compiled, doc: Document) -> None:
         self._compiled = compiled
-        self._doc: Document | None = doc
+        self._doc = doc
         self._match: Match | None = None
 
     def build(self) -> Match:
-        """The Match, built once; the document is released afterwards."""
+        """The Match, built on first use and kept (two threads racing here build equal Matches)."""
         if self._match is None:
-            assert self._doc is not None
             self._match = _build_match(self._compiled, self._doc)
-            self._doc = None
         return self._match
 
     @property
