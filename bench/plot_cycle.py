@@ -37,7 +37,7 @@ def main() -> None:
         if fp:
             ax.axhline(fp, color="grey", linestyle=":", linewidth=1, label="feedparser parse floor")
         ax.set_xticks(range(len(names)))
-        ax.set_xticklabels([n.replace(" ", "\n", 1) for n in names], fontsize=8)
+        ax.set_xticklabels([n.replace(" ", "\n", 1).replace(", ", ",\n") for n in names], fontsize=7)
         ax.set_yscale("log")
         ax.set_ylabel("wall time, s (log)")
         ax.set_title(
