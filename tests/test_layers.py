@@ -24,7 +24,8 @@ OWNERS = {
 # adapters: none of these may import another of them
 ADAPTERS = ("watcher.fetch", "watcher.parse", "watcher.store", "watcher.notify")
 PURE = ("watcher.text", "watcher.query", "watcher.match", "watcher.urls", "watcher.policy", "watcher.units",
-        "watcher.dedup", "watcher.fingerprint", "watcher.models", "watcher.errors", "watcher.digest")  # fmt: skip
+        "watcher.dedup", "watcher.fingerprint", "watcher.models", "watcher.errors", "watcher.digest",
+        "watcher.ftsquery")  # fmt: skip
 
 
 def _imports(path: Path) -> set[str]:
