@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from tests.daemonproc import DaemonProcess
-from tests.feedgen import Entry, rss
+from tests.feedmaker import Entry, rss
 from tests.feedserver import FeedRequestHandler, FeedServer
 from watcher.store import Store
 

@@ -28,7 +28,7 @@ from typing import Any
 import pytest
 
 from tests.daemonproc import DaemonProcess
-from tests.feedgen import Entry, rss
+from tests.feedmaker import Entry, rss
 from tests.feedserver import FeedRequestHandler, FeedServer
 from tests.httpsink import HttpSink
 

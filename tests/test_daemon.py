@@ -9,7 +9,7 @@ from pathlib import Path
 
 from tests.clihelp import json_lines
 from tests.daemonproc import DaemonProcess
-from tests.feedgen import Entry, rss
+from tests.feedmaker import Entry, rss
 from tests.feedserver import FeedServer
 
 
@@ -65,3 +65,32 @@ def test_second_signal_exits_at_once(feed_server: FeedServer, tmp_path: Path) ->
     assert code == 0
     with sqlite3.connect(tmp_path / "w.db") as db:
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_daemon_with_analysis_pool_polls_and_stops_on_sigterm(feed_server: FeedServer, tmp_path: Path) -> None:
+    # 16 feeds or more: the daemon forks its analysis pool, as `watcher poll` does
+    now = datetime.now(UTC)
+    feeds = ""
+    for n in range(20):
+        title = "Serbia buys FK-3 air defence" if n == 7 else f"Weather report {n}"
+        feed_server.serve(f"/f{n}", rss([Entry(f"g{n}", title, f"https://x.example/{n}", "text", now)]))
+        feeds += f'[[feeds]]\nurl = "{feed_server.url(f"/f{n}")}"\n'
+    feed_server.hang("/slow")
+    cfg = tmp_path / "watcher.toml"
+    cfg.write_text(
+        f'[watcher]\ndatabase = "{tmp_path / "w.db"}"\nfetch_timeout = "5m"\n{feeds}'
+        f'[[feeds]]\nurl = "{feed_server.url("/slow")}"\n'
+        f'[channels.screen]\ntype = "console"\nfile = "{tmp_path / "digests.log"}"\n'
+        '[[topics]]\nname = "arms"\nquery = \'"FK-3"\'\nchannels = ["screen"]\n',
+        encoding="utf-8",
+    )
+    daemon = DaemonProcess(cfg, "--tick", "0.2", "--grace", "1")
+    try:
+        daemon.wait_for("digest: topic=arms channel=screen sent 1 stories")
+        code = daemon.terminate(signal.SIGTERM)
+    finally:
+        daemon.kill()
+    assert code == 0, "".join(daemon.log)
+    assert [h["guid"] for h in json_lines(cfg, "hits")] == ["g7"]
+    with sqlite3.connect(tmp_path / "w.db") as db:
+        assert db.execute("SELECT count(*) FROM items").fetchone()[0] == 20

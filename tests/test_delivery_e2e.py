@@ -12,7 +12,7 @@ import pytest
 
 from tests.clihelp import cli, json_lines
 from tests.daemonproc import DaemonProcess
-from tests.feedgen import Entry, rss
+from tests.feedmaker import Entry, rss
 from tests.feedserver import FeedServer
 from tests.httpsink import HttpSink, Reply
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.clihelp import cli, json_lines
-from tests.feedgen import Entry, rss
+from tests.feedmaker import Entry, rss
 from tests.feedserver import FeedServer
 from watcher.config import Config, load_config
 from watcher.fetch import Fetcher

@@ -12,7 +12,7 @@ from hypothesis import assume, event, given, settings
 from hypothesis import strategies as st
 
 from tests.clihelp import cli, json_lines
-from tests.feedgen import Entry, rss
+from tests.feedmaker import Entry, rss
 from tests.feedserver import FeedServer
 from watcher.errors import QuerySyntaxError
 from watcher.ftsquery import to_fts

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.clihelp import cli, json_lines
-from tests.feedgen import Entry, rss
+from tests.feedmaker import Entry, rss
 from tests.feedserver import FeedRequestHandler, FeedServer
 from watcher.config import load_config
 from watcher.fetch import Fetcher

@@ -28,7 +28,7 @@ import pytest
 
 from tests.clihelp import cli, json_lines
 from tests.daemonproc import DaemonProcess
-from tests.feedgen import Entry, atom, json_feed, rdf, rss
+from tests.feedmaker import Entry, atom, json_feed, rdf, rss
 from tests.feedserver import FeedRequestHandler, FeedServer
 from tests.test_fetch_hostile import zeros_bomb
 

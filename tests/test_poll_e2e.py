@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.clihelp import cli, json_lines
-from tests.feedgen import Entry, atom, json_feed, rdf, rss
+from tests.feedmaker import Entry, atom, json_feed, rdf, rss
 from tests.feedserver import FeedServer
 
 NOW = datetime.now(UTC)

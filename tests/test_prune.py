@@ -11,7 +11,7 @@ import pytest
 
 from tests.clihelp import cli, json_lines
 from tests.daemonproc import DaemonProcess
-from tests.feedgen import Entry, rss
+from tests.feedmaker import Entry, rss
 from tests.feedserver import FeedServer
 from watcher import archive
 from watcher.config import Config, load_config

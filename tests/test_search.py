@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.clihelp import cli, json_lines
-from tests.feedgen import Entry, rss
+from tests.feedmaker import Entry, rss
 from tests.feedserver import FeedServer
 from watcher import archive
 from watcher.config import load_config

@@ -8,7 +8,6 @@ uvicorn on 127.0.0.1 port 0 (Starlette's TestClient only for the cases about one
 from __future__ import annotations
 
 import asyncio
-import importlib
 import os
 import queue
 import re
@@ -30,28 +29,13 @@ from prometheus_client.parser import text_string_to_metric_families
 from starlette.applications import Starlette
 
 from tests.clihelp import cli, json_lines
-from tests.feedgen import Entry, rss
+from tests.feedmaker import Entry, rss
 from tests.feedserver import FeedServer
 from watcher.config import load_config
 from watcher.health import check_liveness
 from watcher.models import MARK_CLOSE, MARK_OPEN, HitView, Item
+from watcher.serve import HttpServer, atom_feed, create_app, entry_id, feed_id, listen
 from watcher.store import Store, ts
-
-
-def _import_feedgen_package() -> None:
-    """pytest puts tests/ on sys.path (prepend import mode, no tests/__init__.py), where tests/feedgen.py
-    hides the feedgen package watcher.serve builds Atom with: import the package with tests/ left out."""
-    here = Path(__file__).resolve().parent
-    saved = list(sys.path)
-    sys.path[:] = [p for p in sys.path if p and Path(p).resolve() != here]
-    try:
-        importlib.import_module("feedgen.feed")
-    finally:
-        sys.path[:] = saved
-
-
-_import_feedgen_package()
-from watcher.serve import HttpServer, atom_feed, create_app, entry_id, feed_id, listen  # noqa: E402
 
 # An RSS title is HTML: markup escaped once in it is text, which must reach Atom readers as text.
 HOSTILE_RSS = 'Serbia &lt;script&gt;alert("x")&lt;/script&gt; &amp; &lt;b&gt;drones&lt;/b&gt; ]]&gt;'

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from tests.clihelp import cli, json_lines
-from tests.feedgen import Entry, atom, rss
+from tests.feedmaker import Entry, atom, rss
 from tests.feedserver import FeedServer
 
 BODY = (
