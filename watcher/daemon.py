@@ -16,6 +16,7 @@ import logging
 import signal
 import time
 from collections.abc import Awaitable, Callable
+from concurrent.futures import Executor
 from datetime import UTC, datetime
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -27,7 +28,7 @@ from watcher import alerts, archive, metrics, policy
 from watcher.config import Config, FeedConfig
 from watcher.fetch import Fetcher
 from watcher.models import FeedStatus, PollOutcome
-from watcher.pipeline import Runtime, age_out, poll_feed, sync_feeds
+from watcher.pipeline import Runtime, age_out, analysis_pool, poll_feed, sync_feeds
 from watcher.store import Store, ts
 
 if TYPE_CHECKING:
@@ -196,6 +197,16 @@ class Daemon:
         return HttpServer(create_app(self.config), sock, grace=self.grace)
 
     async def run(self) -> None:
+        # Forked first, like `watcher poll`'s: before the database opens, any thread starts or the signal
+        # handlers are installed (a worker must not inherit the loop's signal wake-up descriptor).
+        pool = analysis_pool(len(self.config.feeds))
+        try:
+            await self._run(pool)
+        finally:
+            if pool is not None:
+                pool.shutdown(cancel_futures=True)
+
+    async def _run(self, pool: Executor | None) -> None:
         self._http = self._listen()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -206,7 +217,7 @@ class Daemon:
             async with Fetcher(
                 max_connections=w.concurrency, per_host=w.per_host, user_agent=w.user_agent
             ) as f:
-                rt = Runtime(config=self.config, store=store, fetcher=f)
+                rt = Runtime(config=self.config, store=store, fetcher=f, parse_executor=pool)
                 sync_feeds(rt)
                 scheduler = AsyncIOScheduler(timezone=UTC)
 
