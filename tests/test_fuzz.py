@@ -23,8 +23,9 @@ from hypothesis import strategies as st
 
 from watcher import dedup
 from watcher.errors import ParseError, QuerySyntaxError
+from watcher.explain import explain
 from watcher.fingerprint import band_keys, fingerprint
-from watcher.match import TopicIndex, explain, match, prepare
+from watcher.match import TopicIndex, match, prepare
 from watcher.models import Item
 from watcher.parse import parse_feed
 from watcher.query import Query, parse_query

@@ -6,13 +6,13 @@ import pytest
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
+from watcher.explain import explain
 from watcher.match import (
     Document,
     LazyMatch,
     TopicIndex,
     _compile,
     compile_query,
-    explain,
     match,
     prepare,
     required_keys,

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
-from watcher.models import MARK_CLOSE, MARK_OPEN, Match
+from watcher.models import Match
 from watcher.query import Near, Node, Not, Or, Query, Scope, Term, Word
 from watcher.text import SNIPPET_CHARS, TokenLocator, is_glue, snippet, token_text
 
@@ -358,7 +358,7 @@ class Compiled:
 @lru_cache(maxsize=4096)
 def compile_query(query: Query) -> Compiled:
     """Compile once per query; cached, since queries are immutable and hashable."""
-    leaves = tuple((t, neg, _gate(t)) for t, neg in dict.fromkeys(_leaves(query.root)))
+    leaves = tuple((t, neg, _gate(t)) for t, neg in dict.fromkeys(query_leaves(query.root)))
     positive = tuple((t, _single_word(t), gate) for t, neg, gate in leaves if not neg)
     return Compiled(query, _generate(query.root), leaves, positive)
 
@@ -369,58 +369,20 @@ def _single_word(term: Term) -> str | None:
     return None
 
 
-# --- explaining and snippets ---------------------------------------------------------------------------
+# --- a match's terms and snippet ----------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class TermHit:
-    """One occurrence of a query term in the item."""
-
-    term: str  # as written in the query
-    field: str  # title | text
-    first_token: int  # token indices in the field, inclusive
-    last_token: int
-    start: int  # character offsets in the original field text
-    end: int
-    text: str  # the original words, e.g. "Вучић" for the term Vucic
-    negated: bool = False  # found under NOT: it counts against the match
-
-
-@dataclass(frozen=True, slots=True)
-class Explanation:
-    query: Query
-    matched: bool
-    hits: tuple[TermHit, ...]
-    missing: tuple[str, ...]  # positive terms that did not occur at all
-    match: Match | None
-
-    def format(self) -> str:
-        """Lines for a person: the verdict, then each occurrence and what was not found."""
-        lines = [("MATCH" if self.matched else "NO MATCH") + f": {self.query.source}"]
-        for h in self.hits:
-            why = "  (under NOT)" if h.negated else ""
-            lines.append(f"  {h.term}: {h.field} token {h.first_token}: {h.text!r}{why}")
-        lines.extend(f"  {t}: not found" for t in self.missing)
-        if self.match is not None:
-            shown = self.match.snippet.replace(MARK_OPEN, "[").replace(MARK_CLOSE, "]")
-            lines.append(f"  snippet ({self.match.field}): {shown}")
-        return "\n".join(lines)
-
-
-def _leaves(node: Node, negated: bool = False) -> Iterator[tuple[Term, bool]]:
+def query_leaves(node: Node, negated: bool = False) -> Iterator[tuple[Term, bool]]:
     if isinstance(node, Term):
         yield node, negated
     elif isinstance(node, Not):
-        yield from _leaves(node.child, not negated)
+        yield from query_leaves(node.child, not negated)
     elif isinstance(node, Near):
-        yield from _leaves(node.left, negated)
-        yield from _leaves(node.right, negated)
+        yield from query_leaves(node.left, negated)
+        yield from query_leaves(node.right, negated)
     else:
         for c in node.children:
-            yield from _leaves(c, negated)
-
-
-Occurrence = tuple[Term, bool, Field, list[Span]]  # term, under NOT?, field, where
+            yield from query_leaves(c, negated)
 
 
 def _vocab_checks(term: Term) -> list[tuple[frozenset[str], tuple[str, ...], tuple[Word, ...]]]:
@@ -440,19 +402,7 @@ def _gate(term: Term) -> Pred:
     return lambda d: any(e <= d.vocab and all(map(d.has_prefix, p)) for e, p, _ in checks)
 
 
-def _occurrences(compiled: Compiled, doc: Document) -> list[Occurrence]:
-    found: list[Occurrence] = []
-    for term, negated, gate in compiled.leaves:
-        if not gate(doc):
-            continue
-        for field in doc.fields(term.scope):
-            spans = term_spans(term, field)
-            if spans:
-                found.append((term, negated, field, spans))
-    return found
-
-
-def _build_match(compiled: Compiled, doc: Document) -> Match:
+def build_match(compiled: Compiled, doc: Document) -> Match:
     """Terms and snippet of a document ``compiled`` matches. Terms found only under NOT play no part."""
     terms: dict[str, None] = {}
     in_title: list[Span] = []
@@ -511,7 +461,7 @@ class LazyMatch:
     def build(self) -> Match:
         """The Match, built on first use and kept (two threads racing here build equal Matches)."""
         if self._match is None:
-            self._match = _build_match(self._compiled, self._doc)
+            self._match = build_match(self._compiled, self._doc)
         return self._match
 
     @property
@@ -542,25 +492,7 @@ def match(query: Query, doc: Document) -> Match | None:
     compiled = compile_query(query)
     if not compiled.pred(doc):
         return None
-    return _build_match(compiled, doc)
-
-
-def explain(query: Query, doc: Document) -> Explanation:
-    compiled = compile_query(query)
-    matched = compiled.pred(doc)
-    found = _occurrences(compiled, doc)
-    hits: list[TermHit] = []
-    for term, negated, field, spans in found:
-        for first, last in spans:
-            start, end = field.span(first)[0], field.span(last)[1]
-            text = field.source[start:end]
-            hits.append(TermHit(term.source, field.name, first, last, start, end, text, negated))
-    seen = {h.term for h in hits}
-    missing = tuple(
-        dict.fromkeys(t.source for t, neg in _leaves(query.root) if not neg and t.source not in seen)
-    )
-    result = _build_match(compiled, doc) if matched else None
-    return Explanation(query, matched, tuple(hits), missing, result)
+    return build_match(compiled, doc)
 
 
 # --- many topics at once -------------------------------------------------------------------------------

@@ -76,7 +76,8 @@ def hits(ctx: Ctx, topic: str | None, fmt: str, include_backlog: bool) -> None:
 @pass_ctx
 def match_cmd(ctx: Ctx, query: str, text: str | None, title: str, file: Any) -> None:
     """Show whether QUERY matches a text, and why (which terms, where). Uses the config's aliases if any."""
-    from watcher.match import explain, prepare
+    from watcher.explain import explain
+    from watcher.match import prepare
     from watcher.query import parse_query
 
     aliases: dict[str, tuple[str, ...]] = {}
