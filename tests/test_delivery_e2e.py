@@ -7,6 +7,7 @@ import signal
 import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -43,13 +44,7 @@ def _setup(feed_server: FeedServer, sink: HttpSink, tmp_path: Path, titles: list
 
 def _stories_posted(sink: HttpSink, skip: int = 0) -> list[str]:
     """Story titles in the Slack payloads received, after the first `skip` (refused) requests."""
-    titles = []
-    for r in sink.received("/hook")[skip:]:
-        assert r.problems == (), r.problems
-        for block in r.json()["blocks"]:
-            if block["type"] == "section" and "<https://n.example/" in block["text"]["text"]:
-                titles.append(block["text"]["text"].split("|", 1)[1].split(">", 1)[0])
-    return titles
+    return _stories_posted_in(sink.received("/hook")[skip:])
 
 
 def test_failed_send_stays_pending_then_delivered_once(
@@ -131,3 +126,37 @@ def test_daemon_killed_while_channel_fails_delivers_everything_once_after_restar
     assert code == 0
     assert sorted(_stories_posted(sink, refused)) == ["Serbia one", "Serbia two"]
     assert [d["status"] for d in json_lines(cfg, "deliveries")] == ["sent", "sent"]
+
+
+def test_slack_parts_accepted_before_a_failure_are_not_posted_again(
+    feed_server: FeedServer, sink: HttpSink, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HOOK_URL", sink.url("/hook"))
+    words = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india", "juliet"]
+    titles = [f"Serbia {a} {b} report" for a in words for b in words[:7]]  # 70 stories: Slack needs 2+ parts
+    cfg = _setup(feed_server, sink, tmp_path, titles)
+    cli(cfg, "poll")
+    sink.script("/hook", [Reply(200, "ok"), Reply(500, "boom")])
+    assert "after 1 of" in cli(cfg, "digest", code=1).output
+    first, _refused = sink.received("/hook")
+    accepted_first = _stories_posted_in([first])
+    assert 0 < len(accepted_first) < len(titles)
+    statuses = [d["status"] for d in json_lines(cfg, "deliveries")]
+    assert statuses.count("sent") == len(accepted_first)
+    assert statuses.count("pending") == len(titles) - len(accepted_first)
+
+    cli(cfg, "digest")
+    later = sink.received("/hook")[2:]
+    posted = accepted_first + _stories_posted_in(later)
+    assert sorted(posted) == sorted(titles)  # every story once: the accepted part was not posted again
+    assert {d["status"] for d in json_lines(cfg, "deliveries")} == {"sent"}
+
+
+def _stories_posted_in(requests: list[Any]) -> list[str]:
+    titles = []
+    for r in requests:
+        assert r.problems == (), r.problems
+        for block in r.json()["blocks"]:
+            if block["type"] == "section" and "<https://n.example/" in block["text"]["text"]:
+                titles.append(block["text"]["text"].split("|", 1)[1].split(">", 1)[0])
+    return titles

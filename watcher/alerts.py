@@ -6,7 +6,8 @@
         digest = build_digest(their hits, feed health)
         send it; mark the rows sent only after the channel accepted
         on failure: count the attempt, back off (honouring Retry-After), park as failed after N attempts
-        or at once when the channel said it will never work (bad webhook)
+        or at once when the channel said it will never work (bad webhook); the stories of Slack parts
+        that were accepted before a later part failed count as sent, so a retry never reposts them
 """
 
 from __future__ import annotations
@@ -20,10 +21,18 @@ from watcher import policy
 from watcher.channels import AnyChannel, ConsoleChannel, EmailChannel, SlackChannel, channel_heartbeat
 from watcher.channels import channel_schedule as _channel_schedule
 from watcher.config import Config, Topic
-from watcher.digest import Digest, FeedHealth, build_digest, render_text, slack_payloads, webhook_payload
+from watcher.digest import (
+    Digest,
+    FeedHealth,
+    build_digest,
+    render_text,
+    slack_parts_hits,
+    slack_payloads,
+    webhook_payload,
+)
 from watcher.errors import AlertError
 from watcher.health import feed_health
-from watcher.notify import send_digest
+from watcher.notify import PartialDeliveryError, send_digest
 from watcher.notify.email import build_message
 from watcher.schedule import Schedule
 from watcher.store import Store
@@ -137,6 +146,8 @@ async def _send(
     try:
         await send_digest(name, ch, digest)
     except AlertError as e:
+        if isinstance(e, PartialDeliveryError) and isinstance(ch, SlackChannel) and e.sent > 0:
+            ids = _settle_accepted_parts(store, digest, due, e.sent, now)
         attempts = max((d.attempts for d in due), default=0) + 1
         park = e.permanent or attempts >= max_attempts
         delay = policy.backoff_delay(RETRY_BASE, attempts, RETRY_MAX, e.retry_after)
@@ -151,3 +162,18 @@ async def _send(
         return DigestReport(digest.topic, name, digest.count, len(ids), False, e.detail)
     mark_sent(store, ids, now)
     return DigestReport(digest.topic, name, digest.count, len(ids), True)
+
+
+def _settle_accepted_parts(
+    store: Store, digest: Digest, due: list[Delivery], sent: int, now: datetime
+) -> list[int]:
+    """Mark the deliveries of the Slack parts already posted as sent; returns the ids still to send.
+
+    The next attempt builds its digest from what is still pending, so readers see each story once even
+    though the parts are numbered afresh.
+    """
+    accepted = {h for part in slack_parts_hits(digest)[:sent] for h in part}
+    done = [d.id for d in due if d.hit_id in accepted]
+    if done:
+        mark_sent(store, done, now)
+    return [d.id for d in due if d.hit_id not in accepted]

@@ -448,6 +448,43 @@ def _health_section(d: Digest) -> dict[str, Any]:
     return {"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines)}}
 
 
+def _slack_body(d: Digest, zone: ZoneInfo) -> list[dict[str, Any]]:
+    """One section per story, in order, then the heartbeat line or the feed problems."""
+    body = [_story_section(s, zone) for s in d.stories]
+    if d.is_empty:
+        body.append({"type": "section", "text": {"type": "mrkdwn", "text": _heartbeat_line(d)}})
+    if d.feed_health:
+        body.append(_health_section(d))
+    return body
+
+
+def _slack_groups(body: list[dict[str, Any]]) -> list[list[int]]:
+    """Indices of the body blocks each Slack message carries, within Block Kit's block and size limits."""
+    groups: list[list[int]] = [[]]
+    used = 0
+    room = SLACK_MAX_BLOCKS - 2  # header + context in every message
+    for i, block in enumerate(body):
+        size = len(block["text"]["text"])  # every body block is a section
+        if groups[-1] and (len(groups[-1]) >= room or used + size > SLACK_MESSAGE_CHARS):
+            groups.append([])
+            used = 0
+        groups[-1].append(i)
+        used += size
+    return groups
+
+
+def slack_parts_hits(d: Digest) -> list[tuple[int, ...]]:
+    """The hit ids each part of ``slack_payloads(d)`` carries, so the parts Slack accepted can count as sent.
+
+    Story blocks come first and one per story, so a block index below the story count is that story.
+    """
+    body = _slack_body(d, ZoneInfo(d.timezone))
+    return [
+        tuple(h for i in group if i < len(d.stories) for h in d.stories[i].hit_ids)
+        for group in _slack_groups(body)
+    ]
+
+
 def slack_payloads(d: Digest) -> list[dict[str, Any]]:
     """Incoming-webhook payloads for ``d``: one message, or several when Block Kit limits demand it.
 
@@ -462,22 +499,9 @@ def slack_payloads(d: Digest) -> list[dict[str, Any]]:
             {"type": "mrkdwn", "text": f"{_local(d.generated_at, zone, year=True)} · {_mrkdwn(d.timezone)}"}
         ],
     }
-    body: list[dict[str, Any]] = [_story_section(s, zone) for s in d.stories]
-    if d.is_empty:
-        body.append({"type": "section", "text": {"type": "mrkdwn", "text": _heartbeat_line(d)}})
-    if d.feed_health:
-        body.append(_health_section(d))
+    body = _slack_body(d, zone)
 
-    groups: list[list[dict[str, Any]]] = [[]]
-    used = 0
-    room = SLACK_MAX_BLOCKS - 2  # header + context in every message
-    for block in body:
-        size = len(block["text"]["text"])  # every body block is a section
-        if groups[-1] and (len(groups[-1]) >= room or used + size > SLACK_MESSAGE_CHARS):
-            groups.append([])
-            used = 0
-        groups[-1].append(block)
-        used += size
+    groups = [[body[i] for i in group] for group in _slack_groups(body)]
 
     headline = _heartbeat_line(d) if d.is_empty else _stories_word(d.count)
     payloads = []
