@@ -67,7 +67,9 @@ def test_second_signal_exits_at_once(feed_server: FeedServer, tmp_path: Path) ->
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
 
-def test_daemon_with_analysis_pool_polls_and_stops_on_sigterm(feed_server: FeedServer, tmp_path: Path) -> None:
+def test_daemon_with_analysis_pool_polls_and_stops_on_sigterm(
+    feed_server: FeedServer, tmp_path: Path
+) -> None:
     # 16 feeds or more: the daemon forks its analysis pool, as `watcher poll` does
     now = datetime.now(UTC)
     feeds = ""

@@ -33,7 +33,7 @@ from watcher.config import Config, FeedConfig, Topic
 from watcher.dedup import Classified, Decision, Reason
 from watcher.errors import ParseError
 from watcher.fetch import Fetcher
-from watcher.fingerprint import Fingerprint, NearDupSettings, fingerprint
+from watcher.fingerprint import Fingerprint, NearDupSettings, band_keys, fingerprint
 from watcher.match import TopicIndex, prepare
 from watcher.models import (
     FeedStatus,
@@ -260,7 +260,8 @@ def parse_job(
     return parsed, [dedup.item_keys(i) for i in parsed.items] if with_keys else None
 
 
-Analysis = tuple[Fingerprint | None, dict[str, Match]]
+# a new item's fingerprint and its LSH band keys (hashing them is worker work too), and its topic matches
+Analysis = tuple[Fingerprint | None, tuple[int, ...], dict[str, Match]]
 _WORKER_INDEXES: dict[tuple[tuple[str, Query], ...], TopicIndex] = {}
 
 
@@ -277,7 +278,8 @@ def analyse_items(
         found = index.match(prepare(title, text)) if topics else {}
         # concrete Matches: they are built here, on the worker's CPU, and pickle without their document
         matches = {name: Match(terms=m.terms, snippet=m.snippet, field=m.field) for name, m in found.items()}
-        out.append((fingerprint(title, text) if is_new else None, matches))
+        fp = fingerprint(title, text) if is_new else None
+        out.append((fp, tuple(band_keys(fp)) if fp is not None else (), matches))
     return out
 
 
@@ -408,13 +410,17 @@ def _store_items(
                 from watcher.fulltext import with_full_text
 
                 item = with_full_text(item, pages.get(raw.guid))
-            fp = analysis[0] if analysis and analysis[0] else fingerprint(item.title, item.text)
-            story_id, reason, score = _assign_story(rt, feed, item, c.canonical_url, fp, since, now)
+            if analysis and analysis[0]:
+                fp, keys = analysis[0], analysis[1]
+            else:
+                fp = fingerprint(item.title, item.text)
+                keys = tuple(band_keys(fp))
+            story_id, reason, score = _assign_story(rt, feed, item, c.canonical_url, fp, keys, since, now)
             item_id = store.insert_item(
                 feed_url=feed.url, item=item, canonical_url=c.canonical_url, content_hash=c.content_hash,
                 story_id=story_id, story_reason=reason, story_score=score, now=now,
             )  # fmt: skip
-            neardup.add(store.conn, item_id=item_id, story_id=story_id, fp=fp, seen_at=now)
+            neardup.add(store.conn, item_id=item_id, story_id=story_id, fp=fp, seen_at=now, keys=keys)
             new += 1
         known[item.guid] = StoredItem(
             id=item_id, feed_url=feed.url, guid=item.guid, link=item.link, canonical_url=c.canonical_url,
@@ -425,7 +431,7 @@ def _store_items(
         backlog = policy.is_backlog(
             first_poll=first_poll, published=item.published, now=now, window=cfg.watcher.first_poll_window
         )
-        matches = analysis[1] if analysis else index.match(prepare(item.title, item.text))
+        matches = analysis[2] if analysis else index.match(prepare(item.title, item.text))
         for name, m in matches.items():
             topic = topics[name]
             if not topic.wants_language(item.language):
@@ -445,6 +451,7 @@ def _assign_story(
     item: Item,
     canon: str | None,
     fp: Fingerprint,
+    keys: Sequence[int],
     since: datetime,
     now: datetime,
 ) -> tuple[int, str, float | None]:
@@ -460,7 +467,7 @@ def _assign_story(
         if same is not None:
             store.touch_story(same.story_id, now)
             return same.story_id, Reason.SAME_URL, None
-    best = neardup.best_match(store.conn, fp, rt.neardup, since=since)
+    best = neardup.best_match(store.conn, fp, rt.neardup, since=since, keys=keys)
     if best is not None:
         _, story_id, score = best
         store.touch_story(story_id, now)

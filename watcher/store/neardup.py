@@ -15,6 +15,7 @@ these statements join it (or autocommit one by one on a connection outside a tra
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from watcher.fingerprint import Fingerprint, NearDupSettings, band_keys, is_near_duplicate
@@ -67,8 +68,17 @@ def _delete_bands(conn: sqlite3.Connection, item_id: int, fp_bytes: bytes) -> No
         )
 
 
-def add(conn: sqlite3.Connection, *, item_id: int, story_id: int, fp: Fingerprint, seen_at: datetime) -> None:
-    """Index an item; adding an item id again replaces its fingerprint (an edited article)."""
+def add(
+    conn: sqlite3.Connection,
+    *,
+    item_id: int,
+    story_id: int,
+    fp: Fingerprint,
+    seen_at: datetime,
+    keys: Sequence[int] | None = None,
+) -> None:
+    """Index an item; adding an item id again replaces its fingerprint (an edited article). ``keys``: the
+    fingerprint's band_keys when already computed (by a worker process: 21 digests off the writer's CPU)."""
     old = conn.execute("SELECT fp FROM neardup_items WHERE item_id = ?", (item_id,)).fetchone()
     if old is not None:
         _delete_bands(conn, item_id, bytes(old[0]))
@@ -79,18 +89,23 @@ def add(conn: sqlite3.Connection, *, item_id: int, story_id: int, fp: Fingerprin
     )
     conn.executemany(
         "INSERT OR REPLACE INTO neardup_bands (band, item_id, seen_at) VALUES (?, ?, ?)",
-        [(key, item_id, seen) for key in set(band_keys(fp))],
+        [(key, item_id, seen) for key in set(band_keys(fp) if keys is None else keys)],
     )
 
 
 def candidates(
-    conn: sqlite3.Connection, fp: Fingerprint, *, since: datetime, limit: int = 50
+    conn: sqlite3.Connection,
+    fp: Fingerprint,
+    *,
+    since: datetime,
+    limit: int = 50,
+    keys: Sequence[int] | None = None,
 ) -> list[tuple[int, int, Fingerprint]]:
     """Stored items seen at or after ``since`` sharing a band key with ``fp``: (item_id, story_id, fp).
 
     Most shared bands first (the likeliest copies), then the newest, so ``limit`` drops the weakest.
     """
-    keys = sorted(set(band_keys(fp)))
+    keys = sorted(set(band_keys(fp) if keys is None else keys))
     if not keys or limit <= 0:
         return []
     marks = ",".join("?" * len(keys))
@@ -126,6 +141,7 @@ def best_match(
     *,
     since: datetime,
     limit: int = 50,
+    keys: Sequence[int] | None = None,
 ) -> tuple[int, int, float] | None:
     """The stored near-duplicate with the strongest evidence, as (item_id, story_id, score), or None.
 
@@ -137,7 +153,7 @@ def best_match(
     s = settings or NearDupSettings()
     best: tuple[int, int, float] | None = None
     best_rank: tuple[bool, float] = (False, -1.0)
-    for item_id, story_id, other in candidates(conn, fp, since=since, limit=limit):
+    for item_id, story_id, other in candidates(conn, fp, since=since, limit=limit, keys=keys):
         dup, score = is_near_duplicate(fp, other, s)
         rank = (not fp.short and not other.short, score)
         if dup and rank > best_rank:
