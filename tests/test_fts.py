@@ -315,3 +315,21 @@ def test_a_change_of_folding_rebuilds_the_index(
         assert store_fts.indexed_text(store, 1) == ("vucic u pekingu", "fk-3")
     assert "search index rebuilt for 1 items" in caplog.text
     assert _titles(cfg, "Vučić AND FK-3") == ["Вучић у Пекингу"]
+
+
+def test_a_body_folded_by_a_worker_is_indexed_as_given_and_only_for_its_own_text(tmp_path: Path) -> None:
+    # The index takes an offered fold for exactly the (summary, content, full text) it was offered for; a
+    # sentinel proves it is used, and the neighbour proves an offer never leaks to another body.
+    with Store(tmp_path / "w.db") as store, store.transaction():
+        store.sync_feeds([("https://feed.example/", "F")], T0)
+        ids = []
+        for n, (text, offer) in enumerate([("Vučić visits Beijing", "sentinel folded"), ("Ђилас", None)]):
+            item = _item(n, "t", text)
+            story = store.insert_story(feed_url="https://feed.example/", guid=item.guid, title="t", now=T0)
+            item_id = store.insert_item(
+                feed_url="https://feed.example/", item=item, canonical_url=None, content_hash=str(n),
+                story_id=story, story_reason="first", story_score=None, now=T0, folded_body=offer,
+            )  # fmt: skip
+            ids.append(item_id)
+        rows = dict(store.conn.execute(f"SELECT rowid, text FROM {store_fts.FTS_TABLE}").fetchall())
+    assert rows == {ids[0]: "sentinel folded", ids[1]: "djilas"}

@@ -49,6 +49,7 @@ from watcher.models import (
 from watcher.parse import parse_feed
 from watcher.query import Query
 from watcher.store import Store, neardup
+from watcher.text import fold
 
 if TYPE_CHECKING:  # imported where needed: trafilatura costs ~0.13 s of start-up to every `watcher poll`
     from watcher import fulltext
@@ -260,8 +261,9 @@ def parse_job(
     return parsed, [dedup.item_keys(i) for i in parsed.items] if with_keys else None
 
 
-# a new item's fingerprint and its LSH band keys (hashing them is worker work too), and its topic matches
-Analysis = tuple[Fingerprint | None, tuple[int, ...], dict[str, Match]]
+# A new item's fingerprint and its LSH band keys (hashing them is worker work too), the item's topic matches
+# and its folded body (what the search index stores), all computed off the writer's CPU.
+Analysis = tuple[Fingerprint | None, tuple[int, ...], dict[str, Match], str]
 _WORKER_INDEXES: dict[tuple[tuple[str, Query], ...], TopicIndex] = {}
 
 
@@ -279,7 +281,7 @@ def analyse_items(
         # concrete Matches: they are built here, on the worker's CPU, and pickle without their document
         matches = {name: Match(terms=m.terms, snippet=m.snippet, field=m.field) for name, m in found.items()}
         fp = fingerprint(title, text) if is_new else None
-        out.append((fp, tuple(band_keys(fp)) if fp is not None else (), matches))
+        out.append((fp, tuple(band_keys(fp)) if fp is not None else (), matches, fold(text)))
     return out
 
 
@@ -400,7 +402,10 @@ def _store_items(
         if c.decision == Decision.UPDATED:
             old = known.get(item.guid)
             assert old is not None
-            store.update_item(old, item, canonical_url=c.canonical_url, content_hash=c.content_hash, now=now)
+            store.update_item(
+                old, item, canonical_url=c.canonical_url, content_hash=c.content_hash, now=now,
+                folded_body=analysis[3] if analysis else None,
+            )  # fmt: skip
             item_id, story_id = old.id, old.story_id
             if pages is not None:  # match the update with the article text stored when it was new
                 item = replace(item, full_text=store.full_text(item_id))
@@ -419,6 +424,7 @@ def _store_items(
             item_id = store.insert_item(
                 feed_url=feed.url, item=item, canonical_url=c.canonical_url, content_hash=c.content_hash,
                 story_id=story_id, story_reason=reason, story_score=score, now=now,
+                folded_body=analysis[3] if analysis and pages is None else None,
             )  # fmt: skip
             neardup.add(store.conn, item_id=item_id, story_id=story_id, fp=fp, seen_at=now, keys=keys)
             new += 1

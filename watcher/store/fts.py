@@ -48,8 +48,25 @@ def _fold_title(title: str | None) -> str:
     return fold(title or "")
 
 
+# Bodies already folded elsewhere (by the analysis workers, which fold them to match anyway), by their exact
+# inputs: the trigger takes the folded text from here instead of folding it again on the writer's CPU. Right
+# by construction, as a key is the very (summary, content, full_text) the trigger sees and fold is a pure
+# function; shared by the process's connections, bounded, and each entry used once.
+_FOLDED: dict[tuple[str, str, str], str] = {}
+_FOLDED_MAX = 4096
+
+
+def offer_folded(summary: str | None, content: str | None, full_text: str | None, folded: str) -> None:
+    """Hand the next index write of this body its folded text, ``fold(body_text(...))`` of these values."""
+    if len(_FOLDED) >= _FOLDED_MAX:  # offers whose write never came (a rolled-back feed)
+        _FOLDED.clear()
+    _FOLDED[(summary or "", content or "", full_text or "")] = folded
+
+
 def _fold_body(summary: str | None, content: str | None, full_text: str | None) -> str:
-    return fold(body_text(summary or "", content or "", full_text or ""))
+    key = (summary or "", content or "", full_text or "")
+    done = _FOLDED.pop(key, None)
+    return done if done is not None else fold(body_text(*key))
 
 
 def register(conn: sqlite3.Connection) -> None:

@@ -179,7 +179,10 @@ class Store:
         story_reason: str,
         story_score: float | None,
         now: datetime,
+        folded_body: str | None = None,  # fold(item.text), when a worker computed it: the FTS trigger's input
     ) -> int:
+        if folded_body is not None:
+            fts.offer_folded(item.summary, item.content, item.full_text, folded_body)
         cur = self.db.execute(
             "INSERT INTO items (feed_url, guid, id_source, link, canonical_url, title, summary, content, "
             "author, language, published, first_seen, content_hash, story_id, story_reason, story_score, "
@@ -199,9 +202,18 @@ class Store:
         return item_id
 
     def update_item(
-        self, old: StoredItem, item: Item, *, canonical_url: str | None, content_hash: str, now: datetime
+        self,
+        old: StoredItem,
+        item: Item,
+        *,
+        canonical_url: str | None,
+        content_hash: str,
+        now: datetime,
+        folded_body: str | None = None,
     ) -> None:
         """Store a changed item in place; the previous title is kept in item_history."""
+        if folded_body is not None:  # the stored full text, not the item's, is what the trigger folds
+            fts.offer_folded(item.summary, item.content, item.full_text, folded_body)
         self.db.execute(
             "INSERT INTO item_history (item_id, changed_at, old_title, old_content_hash) VALUES (?, ?, ?, ?)",
             [old.id, ts(now), old.title, old.content_hash],
