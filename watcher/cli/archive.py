@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import click
 
-from watcher.cli.base import Ctx, errors, fail, iso, main, marked, pass_ctx, table
+from watcher.cli.base import Ctx, errors, fail, iso, main, marked, pass_ctx, table, topic_or_query
 
 
 @main.command()
@@ -29,21 +29,9 @@ def search(
 ) -> None:
     """Search every stored item with the topic query language, newest first (QUERY, or --topic)."""
     from watcher import archive
-    from watcher.query import parse_query
 
     cfg = ctx.config
-    if (query is None) == (topic is None):
-        raise click.UsageError("give a QUERY or --topic NAME (not both)")
-    t = None
-    if topic is not None:
-        t = cfg.topic(topic)
-        if t is None:
-            fail(f"no topic named {topic!r} in {cfg.path}", 2)
-        q = t.query
-    else:
-        assert query is not None
-        with errors():
-            q = parse_query(query, cfg.file.aliases)
+    t, q = topic_or_query(cfg, topic, query, "give a QUERY or --topic NAME (not both)")
     after = None
     if since is not None:
         try:

@@ -19,9 +19,10 @@ from typing import NoReturn
 import click
 
 from watcher import __version__
-from watcher.config import DEFAULT_CONFIG, Config, load_config
+from watcher.config import DEFAULT_CONFIG, Config, Topic, load_config
 from watcher.errors import ConfigError, QuerySyntaxError, StoreError, WatcherError
 from watcher.models import MARK_CLOSE, MARK_OPEN
+from watcher.query import Query, parse_query
 from watcher.store import Store
 
 log = logging.getLogger("watcher")
@@ -111,3 +112,20 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]], max_width: int 
     click.echo("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip())
     for r in cells:
         click.echo("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+
+
+def topic_or_query(
+    cfg: Config, topic: str | None, query: str | None, usage: str
+) -> tuple[Topic | None, Query]:
+    """The query a command runs: a configured topic's (with the topic, for its feed and language scope), or
+    one written on the command line with the config's aliases. Exactly one of the two must be given."""
+    if (topic is None) == (query is None):
+        raise click.UsageError(usage)
+    if topic is not None:
+        t = cfg.topic(topic)
+        if t is None:
+            fail(f"no topic named {topic!r} in {cfg.path}", 2)
+        return t, t.query
+    assert query is not None
+    with errors():
+        return None, parse_query(query, cfg.file.aliases)

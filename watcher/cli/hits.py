@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from watcher.cli.base import Ctx, errors, fail, iso, main, marked, pass_ctx, table
+from watcher.cli.base import Ctx, errors, iso, main, marked, pass_ctx, table, topic_or_query
 from watcher.models import HitView, body_text
 
 
@@ -102,24 +102,10 @@ def match_cmd(ctx: Ctx, query: str, text: str | None, title: str, file: Any) -> 
 def backtest(ctx: Ctx, topic: str | None, query_text: str | None, fmt: str) -> None:
     """Run a query over every stored item: what it would have matched, with counts per feed."""
     from watcher.match import TopicIndex, prepare
-    from watcher.query import parse_query
 
     cfg = ctx.config
-    if (topic is None) == (query_text is None):
-        raise click.UsageError("give exactly one of --topic or --query")
-    feed_urls: list[str] | None = None
-    wanted = None
-    if topic is not None:
-        t = cfg.topic(topic)
-        if t is None:
-            fail(f"no topic named {topic!r} in {cfg.path}", 2)
-        q = t.query
-        feed_urls = [f.url for f in cfg.feeds if t.wants_feed(f)]
-        wanted = t
-    else:
-        assert query_text is not None
-        with errors():
-            q = parse_query(query_text, cfg.file.aliases)
+    wanted, q = topic_or_query(cfg, topic, query_text, "give exactly one of --topic or --query")
+    feed_urls = None if wanted is None else [f.url for f in cfg.feeds if wanted.wants_feed(f)]
     index = TopicIndex([("q", q)])
     per_feed: dict[str, int] = {}
     total = 0
