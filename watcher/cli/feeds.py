@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -129,7 +130,9 @@ def export(ctx: Ctx, fmt: str, output: Path | None) -> None:
     entries = [FeedEntry(url=f.url, name=f.name or titles.get(f.url), tags=f.tags) for f in cfg.feeds]
     data = write_opml(entries, title=f"Watcher feeds ({cfg.path.name})", created=datetime.now(UTC))
     if output is None:
-        click.get_binary_stream("stdout").write(data)
+        sys.stdout.flush()
+        sys.stdout.buffer.write(data)  # OPML carries its own encoding declaration: bytes, not text
+        sys.stdout.buffer.flush()
         return
     try:
         output.write_bytes(data)
