@@ -226,3 +226,31 @@ def test_daemon_prunes_under_retention(feed_server: FeedServer, tmp_path: Path) 
     assert "removed 1 items, 1 stories" in line
     with Store(tmp_path / "w.db") as store:
         assert _guids(store) == {"hit"}
+
+
+def test_a_pruned_item_still_in_its_feed_never_comes_back(feed_server: FeedServer, tmp_path: Path) -> None:
+    """Items published before the retention horizon are not stored: a feed that still lists an item pruned
+    with its hit cannot bring it back as new and alert for it a second time."""
+    feed_server.serve("/r", rss([_e("r1", "Serbia buys FK-3", "https://r.example/1", "HQ-22 too", T0)]))
+    path = tmp_path / "watcher.toml"
+    path.write_text(
+        f'[watcher]\ndatabase = "{tmp_path / "w.db"}"\nretention = "30d"\nfirst_poll_window = "1000d"\n'
+        f'[[feeds]]\nurl = "{feed_server.url("/r")}"\nname = "r"\n'
+        "[[topics]]\nname = \"arms\"\nquery = 'Serbia'\n",
+        encoding="utf-8",
+    )
+    cfg = load_config(path)
+    _poll(cfg, T0)
+    assert [h["title"] for h in json_lines(path, "hits")] == ["Serbia buys FK-3"]
+    with Store(cfg.database_path) as store:
+        archive.prune(store, before=LATER - timedelta(days=30), include_hits=True)
+    assert json_lines(path, "hits") == []
+
+    feed_server.serve("/r", rss([
+        _e("r1", "Serbia buys FK-3", "https://r.example/1", "HQ-22 too", T0),
+        _e("r2", "Serbia buys HQ-22", "https://r.example/2", "A second battery", LATER - timedelta(days=1)),
+    ]))  # fmt: skip
+    _poll(cfg, LATER)
+    assert [h["title"] for h in json_lines(path, "hits")] == ["Serbia buys HQ-22"]
+    with Store(cfg.database_path) as store:
+        assert [row["guid"] for row in store.iter_items(None)] == ["r2"]

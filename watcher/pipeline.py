@@ -245,7 +245,23 @@ async def _parse(
     out = await asyncio.get_running_loop().run_in_executor(rt.parse_executor, job)
     if isinstance(out, str):
         raise ParseError(url, out)
-    return out
+    return _within_retention(rt, now, *out)
+
+
+def _within_retention(
+    rt: Runtime, now: datetime, parsed: ParsedFeed, keys: Keys | None
+) -> tuple[ParsedFeed, Keys | None]:
+    """Drop items published before the retention horizon: the archive would prune them, and a feed that still
+    lists a pruned item must not bring it back as new (and alert for it again)."""
+    keep = rt.config.watcher.retention
+    if keep is None:
+        return parsed, keys
+    horizon = now - timedelta(seconds=keep)
+    wanted = [i for i, item in enumerate(parsed.items) if item.published is None or item.published >= horizon]
+    if len(wanted) == len(parsed.items):
+        return parsed, keys
+    items = tuple(parsed.items[i] for i in wanted)
+    return replace(parsed, items=items), [keys[i] for i in wanted] if keys is not None else None
 
 
 def parse_job(
