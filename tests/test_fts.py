@@ -318,8 +318,8 @@ def test_a_change_of_folding_rebuilds_the_index(
 
 
 def test_a_body_folded_by_a_worker_is_indexed_as_given_and_only_for_its_own_text(tmp_path: Path) -> None:
-    # The index takes an offered fold for exactly the (summary, content, full text) it was offered for; a
-    # sentinel proves it is used, and the neighbour proves an offer never leaks to another body.
+    # The index takes the fold a worker computed for the item inserted with it; a sentinel proves it is used
+    # rather than folded again, and the neighbour, inserted without one, is folded by the store.
     with Store(tmp_path / "w.db") as store, store.transaction():
         store.sync_feeds([("https://feed.example/", "F")], T0)
         ids = []

@@ -277,9 +277,9 @@ def parse_job(
     return parsed, [dedup.item_keys(i) for i in parsed.items] if with_keys else None
 
 
-# A new item's fingerprint and its LSH band keys (hashing them is worker work too), the item's topic matches
-# and its folded body (what the search index stores), all computed off the writer's CPU.
-Analysis = tuple[Fingerprint | None, tuple[int, ...], dict[str, Match], str]
+# A new item's fingerprint, its LSH band keys (hashing them is worker work too) and its folded body (what the
+# search index stores), and the item's topic matches, all computed off the writer's CPU.
+Analysis = tuple[Fingerprint | None, tuple[int, ...], dict[str, Match], str | None]
 _WORKER_INDEXES: dict[tuple[tuple[str, Query], ...], TopicIndex] = {}
 
 
@@ -297,7 +297,8 @@ def analyse_items(
         # concrete Matches: they are built here, on the worker's CPU, and pickle without their document
         matches = {name: Match(terms=m.terms, snippet=m.snippet, field=m.field) for name, m in found.items()}
         fp = fingerprint(title, text) if is_new else None
-        out.append((fp, tuple(band_keys(fp)) if fp is not None else (), matches, fold(text)))
+        folded = fold(text) if is_new else None  # an update is re-indexed by the store's trigger
+        out.append((fp, tuple(band_keys(fp)) if fp is not None else (), matches, folded))
     return out
 
 
@@ -418,10 +419,7 @@ def _store_items(
         if c.decision == Decision.UPDATED:
             old = known.get(item.guid)
             assert old is not None
-            store.update_item(
-                old, item, canonical_url=c.canonical_url, content_hash=c.content_hash, now=now,
-                folded_body=analysis[3] if analysis else None,
-            )  # fmt: skip
+            store.update_item(old, item, canonical_url=c.canonical_url, content_hash=c.content_hash, now=now)
             item_id, story_id = old.id, old.story_id
             if pages is not None:  # match the update with the article text stored when it was new
                 item = replace(item, full_text=store.full_text(item_id))

@@ -5,11 +5,13 @@ The index is an FTS5 table, ``items_fts(title, text)``, whose rowid is ``items.i
 exactly the matcher's tokens and watcher/ftsquery.py can narrow a topic query without losing matches. The
 body is ``models.body_text`` of the item, the very text the pipeline matches (summary, content, full text).
 
-It is kept in sync by triggers on ``items``, so every write path (insert, update in place, full text filled in
-later, pruning, a hand-run DELETE) keeps it current without the store's callers knowing. The insert and update
-triggers call two SQL functions that ``register`` installs on each connection the store opens; a tool that
-opens the file without them can still read everything and delete items, but cannot change an item's text,
-which is the safe failure (the index never goes stale silently). The index stores its own copy of the folded
+A new item is indexed by the store as it inserts it (``index_item``), with the folded body the analysis
+workers already computed for matching: folding is a large share of a cold cycle's writer time, and doing it
+once is the point. Everything after that is kept in sync by triggers on ``items`` (update in place, full text
+filled in later, pruning, a hand-run DELETE). The update trigger calls two SQL functions that ``register``
+installs on each connection the store opens; a tool that opens the file without them can still read
+everything and delete items, but cannot change an item's text, which is the safe failure (the index never
+goes stale silently). Rows such a tool inserts are not indexed; ``check`` reports them. The index stores its own copy of the folded
 text (an ordinary FTS5 table, not external-content): the folded text exists nowhere else, and owning it lets
 FTS5 delete by rowid and check itself (``integrity-check``) without recomputing anything.
 
@@ -48,31 +50,21 @@ def _fold_title(title: str | None) -> str:
     return fold(title or "")
 
 
-# Bodies already folded elsewhere (by the analysis workers, which fold them to match anyway), by their exact
-# inputs: the trigger takes the folded text from here instead of folding it again on the writer's CPU. Right
-# by construction, as a key is the very (summary, content, full_text) the trigger sees and fold is a pure
-# function; shared by the process's connections, bounded, and each entry used once.
-_FOLDED: dict[tuple[str, str, str], str] = {}
-_FOLDED_MAX = 4096
+def fold_body(summary: str | None, content: str | None, full_text: str | None) -> str:
+    return fold(body_text(summary or "", content or "", full_text or ""))
 
 
-def offer_folded(summary: str | None, content: str | None, full_text: str | None, folded: str) -> None:
-    """Hand the next index write of this body its folded text, ``fold(body_text(...))`` of these values."""
-    if len(_FOLDED) >= _FOLDED_MAX:  # offers whose write never came (a rolled-back feed)
-        _FOLDED.clear()
-    _FOLDED[(summary or "", content or "", full_text or "")] = folded
-
-
-def _fold_body(summary: str | None, content: str | None, full_text: str | None) -> str:
-    key = (summary or "", content or "", full_text or "")
-    done = _FOLDED.pop(key, None)
-    return done if done is not None else fold(body_text(*key))
+def index_item(conn: sqlite3.Connection, item_id: int, title: str, folded_body: str) -> None:
+    """Index a newly inserted item; ``folded_body`` is ``fold_body`` of its stored summary, content, full text."""
+    conn.execute(
+        f"INSERT INTO {FTS_TABLE} (rowid, title, text) VALUES (?, ?, ?)", (item_id, fold(title), folded_body)
+    )
 
 
 def register(conn: sqlite3.Connection) -> None:
     """Install the SQL functions the index triggers call; the store does this on every connection it opens."""
     conn.create_function("watcher_fold_title", 1, _fold_title, deterministic=True)
-    conn.create_function("watcher_fold_body", 3, _fold_body, deterministic=True)
+    conn.create_function("watcher_fold_body", 3, fold_body, deterministic=True)
     # Builds with SQLITE_TRUSTED_SCHEMA=0 refuse application functions inside triggers unless the schema is
     # trusted; this file's schema is our own, written by our migrations.
     conn.execute("PRAGMA trusted_schema = ON")
@@ -81,9 +73,6 @@ def register(conn: sqlite3.Connection) -> None:
 _VALUES = "watcher_fold_title(new.title), watcher_fold_body(new.summary, new.content, new.full_text)"
 _SCHEMA = (
     f"CREATE VIRTUAL TABLE {FTS_TABLE} USING fts5(title, text, tokenize = 'unicode61 remove_diacritics 2')",
-    f"""CREATE TRIGGER items_fts_insert AFTER INSERT ON items BEGIN
-        INSERT INTO {FTS_TABLE} (rowid, title, text) VALUES (new.id, {_VALUES});
-    END""",
     f"""CREATE TRIGGER items_fts_update AFTER UPDATE OF title, summary, content, full_text ON items BEGIN
         DELETE FROM {FTS_TABLE} WHERE rowid = old.id;
         INSERT INTO {FTS_TABLE} (rowid, title, text) VALUES (new.id, {_VALUES});

@@ -179,10 +179,8 @@ class Store:
         story_reason: str,
         story_score: float | None,
         now: datetime,
-        folded_body: str | None = None,  # fold(item.text), when a worker computed it: the FTS trigger's input
+        folded_body: str | None = None,  # fold(item.text), when a worker computed it: the index's text
     ) -> int:
-        if folded_body is not None:
-            fts.offer_folded(item.summary, item.content, item.full_text, folded_body)
         cur = self.db.execute(
             "INSERT INTO items (feed_url, guid, id_source, link, canonical_url, title, summary, content, "
             "author, language, published, first_seen, content_hash, story_id, story_reason, story_score, "
@@ -196,6 +194,9 @@ class Store:
             ],
         )  # fmt: skip
         item_id = int(cur.lastrowid or 0)
+        if folded_body is None:
+            folded_body = fts.fold_body(item.summary, item.content, item.full_text)
+        fts.index_item(self.db.conn, item_id, item.title, folded_body)
         self.db.execute(
             "UPDATE stories SET first_item_id = coalesce(first_item_id, ?) WHERE id = ?", [item_id, story_id]
         )
@@ -209,11 +210,9 @@ class Store:
         canonical_url: str | None,
         content_hash: str,
         now: datetime,
-        folded_body: str | None = None,
     ) -> None:
-        """Store a changed item in place; the previous title is kept in item_history."""
-        if folded_body is not None:  # the stored full text, not the item's, is what the trigger folds
-            fts.offer_folded(item.summary, item.content, item.full_text, folded_body)
+        """Store a changed item in place; the previous title is kept in item_history (the index follows by
+        trigger: updates are rare, so folding there again costs nothing that matters)."""
         self.db.execute(
             "INSERT INTO item_history (item_id, changed_at, old_title, old_content_hash) VALUES (?, ?, ?, ?)",
             [old.id, ts(now), old.title, old.content_hash],
