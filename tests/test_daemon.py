@@ -7,14 +7,26 @@ import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+
 from tests.clihelp import json_lines
 from tests.daemonproc import DaemonProcess
 from tests.feedmaker import Entry, rss
 from tests.feedserver import FeedServer
 
 
-def test_daemon_polls_alerts_and_stops_cleanly_on_sigterm(feed_server: FeedServer, tmp_path: Path) -> None:
+# 16 feeds or more and the daemon forks its analysis pool, as `watcher poll` does: both paths must behave.
+@pytest.mark.parametrize("extra_feeds", [0, 20], ids=["inline", "analysis-pool"])
+def test_daemon_polls_alerts_and_stops_cleanly_on_sigterm(
+    feed_server: FeedServer, tmp_path: Path, extra_feeds: int
+) -> None:
     now = datetime.now(UTC)
+    extra = ""
+    for n in range(extra_feeds):
+        feed_server.serve(
+            f"/f{n}", rss([Entry(f"g{n}", f"Weather report {n}", f"https://x.example/{n}", "rain", now)])
+        )
+        extra += f'[[feeds]]\nurl = "{feed_server.url(f"/f{n}")}"\n'
     feed_server.serve(
         "/a", rss([Entry("a1", "Serbia buys FK-3 air defence", "https://x.example/a1", "HQ-22", now)])
     )
@@ -22,7 +34,7 @@ def test_daemon_polls_alerts_and_stops_cleanly_on_sigterm(feed_server: FeedServe
     feed_server.hang("/slow")  # in flight when SIGTERM arrives: must be abandoned, not waited on forever
     cfg = tmp_path / "watcher.toml"
     cfg.write_text(
-        f'[watcher]\ndatabase = "{tmp_path / "w.db"}"\nfetch_timeout = "5m"\n'
+        f'[watcher]\ndatabase = "{tmp_path / "w.db"}"\nfetch_timeout = "5m"\n{extra}'
         f'[[feeds]]\nurl = "{feed_server.url("/a")}"\nname = "A"\n'
         f'[[feeds]]\nurl = "{feed_server.url("/b")}"\nname = "B"\n'
         f'[[feeds]]\nurl = "{feed_server.url("/slow")}"\nname = "Slow"\n'
@@ -41,6 +53,7 @@ def test_daemon_polls_alerts_and_stops_cleanly_on_sigterm(feed_server: FeedServe
     assert any("watcher daemon stopped" in line for line in daemon.log)
     with sqlite3.connect(tmp_path / "w.db") as db:
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        assert db.execute("SELECT count(*) FROM items").fetchone()[0] == 2 + extra_feeds
     assert [h["guid"] for h in json_lines(cfg, "hits")] == ["a1"]
     assert [d["status"] for d in json_lines(cfg, "deliveries")] == ["sent"]
     assert "Serbia buys FK-3 air defence" in (tmp_path / "digests.log").read_text(encoding="utf-8")
@@ -65,34 +78,3 @@ def test_second_signal_exits_at_once(feed_server: FeedServer, tmp_path: Path) ->
     assert code == 0
     with sqlite3.connect(tmp_path / "w.db") as db:
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-
-
-def test_daemon_with_analysis_pool_polls_and_stops_on_sigterm(
-    feed_server: FeedServer, tmp_path: Path
-) -> None:
-    # 16 feeds or more: the daemon forks its analysis pool, as `watcher poll` does
-    now = datetime.now(UTC)
-    feeds = ""
-    for n in range(20):
-        title = "Serbia buys FK-3 air defence" if n == 7 else f"Weather report {n}"
-        feed_server.serve(f"/f{n}", rss([Entry(f"g{n}", title, f"https://x.example/{n}", "text", now)]))
-        feeds += f'[[feeds]]\nurl = "{feed_server.url(f"/f{n}")}"\n'
-    feed_server.hang("/slow")
-    cfg = tmp_path / "watcher.toml"
-    cfg.write_text(
-        f'[watcher]\ndatabase = "{tmp_path / "w.db"}"\nfetch_timeout = "5m"\n{feeds}'
-        f'[[feeds]]\nurl = "{feed_server.url("/slow")}"\n'
-        f'[channels.screen]\ntype = "console"\nfile = "{tmp_path / "digests.log"}"\n'
-        '[[topics]]\nname = "arms"\nquery = \'"FK-3"\'\nchannels = ["screen"]\n',
-        encoding="utf-8",
-    )
-    daemon = DaemonProcess(cfg, "--tick", "0.2", "--grace", "1")
-    try:
-        daemon.wait_for("digest: topic=arms channel=screen sent 1 stories")
-        code = daemon.terminate(signal.SIGTERM)
-    finally:
-        daemon.kill()
-    assert code == 0, "".join(daemon.log)
-    assert [h["guid"] for h in json_lines(cfg, "hits")] == ["g7"]
-    with sqlite3.connect(tmp_path / "w.db") as db:
-        assert db.execute("SELECT count(*) FROM items").fetchone()[0] == 20

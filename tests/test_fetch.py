@@ -372,7 +372,12 @@ async def test_body_exactly_at_the_cap_passes(feed_server: FeedServer, fetcher: 
 # --- concurrency ------------------------------------------------------------------------------------
 
 
-async def test_per_host_limit_serialises_requests_to_one_host(feed_server: FeedServer) -> None:
+@pytest.mark.parametrize(("per_host", "overlap"), [(1, 1), (2, 2)], ids=["limited", "control"])
+async def test_per_host_limit_serialises_requests_to_one_host(
+    feed_server: FeedServer, per_host: int, overlap: int
+) -> None:
+    """With per_host=1 two requests to one host never overlap; the control (per_host=2) shows the handler
+    does see overlap when the limit allows it."""
     active = 0
     most = 0
     lock = threading.Condition()
@@ -383,38 +388,17 @@ async def test_per_host_limit_serialises_requests_to_one_host(feed_server: FeedS
             active += 1
             most = max(most, active)
             lock.notify_all()
-            # Hold the request until a second one overlaps it (which the limit must prevent) or 0.3 s pass.
-            lock.wait_for(lambda: active > 1, timeout=0.3)
+            # Hold the request until a second one overlaps it (which a limit of 1 must prevent: then give
+            # up after 0.3 s) or, for the control, until the overlap that must come.
+            lock.wait_for(lambda: most > 1, timeout=0.3 if per_host == 1 else 5)
             active -= 1
         h.respond(200, FEED)
 
     feed_server.handler("/slow", slow)
-    async with Fetcher(per_host=1) as f:
+    async with Fetcher(per_host=per_host) as f:
         results = await asyncio.gather(*(f.fetch(request(feed_server.url("/slow"))) for _ in range(2)))
     assert [r.status for r in results] == [FetchStatus.OK, FetchStatus.OK]
-    assert most == 1
-
-
-async def test_without_per_host_limit_requests_overlap(feed_server: FeedServer) -> None:
-    """The control for the test above: the handler does see overlap when the limit allows it."""
-    active = 0
-    most = 0
-    lock = threading.Condition()
-
-    def slow(h: FeedRequestHandler) -> None:
-        nonlocal active, most
-        with lock:
-            active += 1
-            most = max(most, active)
-            lock.notify_all()
-            lock.wait_for(lambda: most > 1, timeout=5)
-            active -= 1
-        h.respond(200, FEED)
-
-    feed_server.handler("/slow", slow)
-    async with Fetcher(per_host=2) as f:
-        await asyncio.gather(*(f.fetch(request(feed_server.url("/slow"))) for _ in range(2)))
-    assert most == 2
+    assert most == overlap
 
 
 # --- the feed server itself -------------------------------------------------------------------------

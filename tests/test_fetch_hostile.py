@@ -36,6 +36,16 @@ async def fetch(fetcher: Fetcher, url: str, **settings: Any) -> FetchResult:
     return await fetcher.fetch(FetchRequest(url=url, settings=FetchSettings(**{"timeout": 1.0, **settings})))
 
 
+async def _fetch_traced(fetcher: Fetcher, url: str, max_bytes: int = 1_000_000) -> tuple[FetchResult, int]:
+    """The fetch's result and the peak of Python allocations while it ran (what a bomb would blow up)."""
+    tracemalloc.start()
+    try:
+        result = await fetch(fetcher, url, max_bytes=max_bytes, timeout=10)
+        return result, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
 def zeros_bomb(megabytes: int, container: str) -> bytes:
     """``megabytes`` MB of zeros, deflated, in a gzip or zlib container, built without inflating it.
 
@@ -143,13 +153,8 @@ async def test_gzip_bomb_stops_at_the_cap_with_bounded_memory(
     feed_server: FeedServer, fetcher: Fetcher, gzip_bomb: bytes, chunked: bool
 ) -> None:
     feed_server.raw("/bomb.xml", gzip_bomb, content_encoding="gzip", chunked=chunked)
-    tracemalloc.start()
-    try:
-        # The cap is above the bomb's ~1.06 MB on the wire, so only the decompressed count can stop it.
-        result = await fetch(fetcher, feed_server.url("/bomb.xml"), max_bytes=4_000_000, timeout=10)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    # The cap is above the bomb's ~1.06 MB on the wire, so only the decompressed count can stop it.
+    result, peak = await _fetch_traced(fetcher, feed_server.url("/bomb.xml"), max_bytes=4_000_000)
     assert (result.error_kind, result.error) == ("too-large", "decompressed body larger than 4,000,000 bytes")
     assert peak < 32 * MB, f"peak {peak:,} bytes while refusing a 1 GB bomb"
 
@@ -162,12 +167,7 @@ async def test_deflate_bomb_stops_at_the_cap(
     if container == "raw":
         bomb = bomb[2:-4]  # bare RFC 1951, as some servers send for "deflate"
     feed_server.raw("/bomb.xml", bomb, content_encoding="deflate")
-    tracemalloc.start()
-    try:
-        result = await fetch(fetcher, feed_server.url("/bomb.xml"), max_bytes=1_000_000, timeout=10)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    result, peak = await _fetch_traced(fetcher, feed_server.url("/bomb.xml"))
     assert result.error == "decompressed body larger than 1,000,000 bytes"
     assert peak < 32 * MB
 
@@ -177,12 +177,7 @@ async def test_brotli_bomb_stops_at_the_cap(feed_server: FeedServer, fetcher: Fe
     if not hasattr(brotli.Decompressor(), "can_accept_more_data"):
         pytest.skip("brotli < 1.2 cannot decompress in bounded steps, so fetch does not offer it")
     feed_server.raw("/bomb.xml", brotli.compress(bytes(64 * MB), quality=5), content_encoding="br")
-    tracemalloc.start()
-    try:
-        result = await fetch(fetcher, feed_server.url("/bomb.xml"), max_bytes=1_000_000, timeout=10)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    result, peak = await _fetch_traced(fetcher, feed_server.url("/bomb.xml"))
     assert result.error == "decompressed body larger than 1,000,000 bytes"
     assert peak < 16 * MB
 
