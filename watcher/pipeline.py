@@ -29,6 +29,7 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 from watcher import dedup, policy
+from watcher.archive import retention_cutoff
 from watcher.config import Config, FeedConfig, Topic
 from watcher.dedup import Classified, Decision, Reason
 from watcher.errors import ParseError
@@ -253,10 +254,9 @@ def _within_retention(
 ) -> tuple[ParsedFeed, Keys | None]:
     """Drop items published before the retention horizon: the archive would prune them, and a feed that still
     lists a pruned item must not bring it back as new (and alert for it again)."""
-    keep = rt.config.watcher.retention
-    if keep is None:
+    horizon = retention_cutoff(rt.config, now)
+    if horizon is None:
         return parsed, keys
-    horizon = now - timedelta(seconds=keep)
     wanted = [i for i, item in enumerate(parsed.items) if item.published is None or item.published >= horizon]
     if len(wanted) == len(parsed.items):
         return parsed, keys
