@@ -8,7 +8,8 @@
         decision = dedup.classify(item, stored)     # new / updated / seen
         story = same id | same canonical URL | near-duplicate | a new story
         hits = topic_index.match(document(item))
-    store everything of this feed in ONE transaction, with the feed's new state
+    store everything of this feed atomically, with the feed's new state (a SAVEPOINT in a group commit:
+    feeds that finish while the writer is busy share one transaction, store/batch.py)
 
 A feed's failure becomes a stored error and a PollOutcome; it never stops the other feeds.
 """
@@ -50,6 +51,7 @@ from watcher.models import (
 from watcher.parse import parse_feed
 from watcher.query import Query
 from watcher.store import Store, neardup
+from watcher.store.batch import GroupCommit
 from watcher.text import fold
 
 if TYPE_CHECKING:  # imported where needed: trafilatura costs ~0.13 s of start-up to every `watcher poll`
@@ -77,6 +79,7 @@ class Runtime:
     def __post_init__(self) -> None:
         self._indexes: dict[tuple[str, ...], tuple[TopicIndex, dict[str, Topic]]] = {}
         self.neardup = NearDupSettings()
+        self.writer = GroupCommit(self.store)
 
     def topics_for(self, feed: FeedConfig) -> tuple[TopicIndex, dict[str, Topic]]:
         """The compiled index of the topics that watch this feed, shared by feeds with the same topics."""
@@ -140,7 +143,9 @@ async def poll_feed(rt: Runtime, feed: FeedConfig) -> PollOutcome:
         raise
     except Exception as e:  # a bug must cost one feed, not the cycle
         log.exception("feed=%s internal error while polling", feed.url)
-        _record_failure(rt, feed, rt.clock(), f"internal error: {type(e).__name__}: {e}", None, "internal")
+        await _record_failure(
+            rt, feed, rt.clock(), f"internal error: {type(e).__name__}: {e}", None, "internal"
+        )
         return PollOutcome(url=feed.url, status=FeedStatus.ERROR, error=str(e), elapsed=_since(started))
 
 
@@ -171,14 +176,13 @@ async def _poll_feed(rt: Runtime, feed: FeedConfig, started: float) -> PollOutco
 
     if result.status == FetchStatus.GONE:
         msg = "HTTP 410 Gone: the publisher removed this feed; it is no longer polled (fix or remove its URL)"
-        with store.transaction():
-            store.record_poll(feed.url, status=FeedStatus.GONE, last_error=msg, error_kind="gone",
-                              next_poll=None, **common)  # fmt: skip
+        await rt.writer.run(partial(store.record_poll, feed.url, status=FeedStatus.GONE, last_error=msg,
+                                    error_kind="gone", next_poll=None, **common))  # fmt: skip
         log.warning("feed=%s gone (HTTP 410), no longer polled", feed.url)
         return PollOutcome(url=feed.url, status=FeedStatus.GONE, error=msg, elapsed=_since(started))
     if result.status == FetchStatus.ERROR:
         error = result.error or "fetch failed"
-        failures = _record_failure(rt, feed, now, error, result.retry_after, result.error_kind, common)
+        failures = await _record_failure(rt, feed, now, error, result.retry_after, result.error_kind, common)
         log.warning("feed=%s fetch failed (%d in a row): %s", feed.url, failures, error)
         return PollOutcome(url=feed.url, status=FeedStatus.ERROR, error=error, elapsed=_since(started))
 
@@ -196,14 +200,13 @@ async def _poll_feed(rt: Runtime, feed: FeedConfig, started: float) -> PollOutco
     body_hash = hashlib.sha256(result.body).hexdigest() if result.body is not None else None
     if result.status == FetchStatus.NOT_MODIFIED or (body_hash is not None and body_hash == state.body_hash):
         # An unchanged body is never parsed again, even when the server's validators said otherwise.
-        with store.transaction():
-            store.record_poll(feed.url, status=FeedStatus.NOT_MODIFIED, **ok_state)
+        await rt.writer.run(partial(store.record_poll, feed.url, status=FeedStatus.NOT_MODIFIED, **ok_state))
         return PollOutcome(url=feed.url, status=FeedStatus.NOT_MODIFIED, elapsed=_since(started))
 
     try:
         parsed, keys = await _parse(rt, feed, result, now)
     except ParseError as e:
-        failures = _record_failure(rt, feed, now, e.detail, None, "parse", common)
+        failures = await _record_failure(rt, feed, now, e.detail, None, "parse", common)
         log.warning("feed=%s parse failed (%d in a row): %s", feed.url, failures, e.detail)
         return PollOutcome(url=feed.url, status=FeedStatus.ERROR, error=e.detail, elapsed=_since(started))
 
@@ -211,14 +214,16 @@ async def _poll_feed(rt: Runtime, feed: FeedConfig, started: float) -> PollOutco
     # Article pages are fetched before the feed's transaction opens: no write lock is held over the network.
     pages = await _full_texts(rt, feed, parsed, now, first_poll) if cfg.full_text(feed) else None
     prepared = await _prepare(rt, feed, parsed, keys) if pages is None else None
-    with store.transaction():
+
+    def write() -> tuple[int, int, int]:
         new, updated, hits = _store_items(rt, feed, parsed, now, first_poll, pages, prepared)
-        if new:
-            ok_state["last_new_item"] = now
         store.record_poll(
             feed.url, status=FeedStatus.OK, body_hash=body_hash, title=parsed.title, site_url=parsed.link,
-            warning=parsed.warning, **ok_state,
+            warning=parsed.warning, **ok_state, **({"last_new_item": now} if new else {}),
         )  # fmt: skip
+        return new, updated, hits
+
+    new, updated, hits = await rt.writer.run(write)
     return PollOutcome(
         url=feed.url, status=FeedStatus.OK, new_items=new, updated_items=updated, new_hits=hits, parsed=True,
         elapsed=_since(started),
@@ -337,7 +342,7 @@ async def _prepare(rt: Runtime, feed: FeedConfig, parsed: ParsedFeed, keys: Keys
     return _Prepared(known, classified, analyses)
 
 
-def _record_failure(
+async def _record_failure(
     rt: Runtime,
     feed: FeedConfig,
     now: datetime,
@@ -347,7 +352,8 @@ def _record_failure(
     common: dict[str, object] | None = None,
 ) -> int:
     """Store a failure and back off; a failing feed is slowed down, never silently dropped."""
-    with rt.store.transaction():
+
+    def write() -> int:
         failures = rt.store.feed_state(feed.url).failures + 1
         next_poll = policy.next_poll_failed(
             now, rt.config.feed_interval(feed), failures, rt.config.watcher.max_backoff, retry_after
@@ -356,7 +362,9 @@ def _record_failure(
             feed.url, status=FeedStatus.ERROR, failures=failures, last_error=error, error_kind=kind,
             next_poll=next_poll, **(common or {"last_polled": now}),
         )  # fmt: skip
-    return failures
+        return failures
+
+    return await rt.writer.run(write)
 
 
 def _known(rt: Runtime, feed: FeedConfig, parsed: ParsedFeed) -> dict[str, StoredItem]:
@@ -440,7 +448,9 @@ def _store_items(
                 story_id=story_id, story_reason=reason, story_score=score, now=now,
                 folded_body=analysis[3] if analysis and pages is None else None,
             )  # fmt: skip
-            neardup.add(store.conn, item_id=item_id, story_id=story_id, fp=fp, seen_at=now, keys=keys)
+            neardup.add(
+                store.conn, item_id=item_id, story_id=story_id, fp=fp, seen_at=now, keys=keys, fresh=True
+            )
             new += 1
         known[item.guid] = StoredItem(
             id=item_id, feed_url=feed.url, guid=item.guid, link=item.link, canonical_url=c.canonical_url,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import sys
 from datetime import UTC, datetime
 
@@ -12,6 +13,8 @@ import click
 from watcher.cli.base import Ctx, errors, fail, iso, main, pass_ctx, table
 from watcher.models import PollOutcome
 from watcher.store import Store
+
+log = logging.getLogger(__name__)
 
 
 @main.command()
@@ -49,7 +52,9 @@ def poll(ctx: Ctx) -> None:
         async with Fetcher(max_connections=w.concurrency, per_host=w.per_host, user_agent=w.user_agent) as f:
             rt = Runtime(config=cfg, store=store, fetcher=f, parse_executor=pool)
             sync_feeds(rt)
-            return await poll_all(rt)
+            out = await poll_all(rt)
+            log.debug("poll: %d writes in %d transactions", rt.writer.jobs, rt.writer.batches)
+            return out
 
     try:
         with ctx.store() as store:

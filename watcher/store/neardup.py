@@ -76,10 +76,16 @@ def add(
     fp: Fingerprint,
     seen_at: datetime,
     keys: Sequence[int] | None = None,
+    fresh: bool = False,
 ) -> None:
     """Index an item; adding an item id again replaces its fingerprint (an edited article). ``keys``: the
-    fingerprint's band_keys when already computed (by a worker process: 21 digests off the writer's CPU)."""
-    old = conn.execute("SELECT fp FROM neardup_items WHERE item_id = ?", (item_id,)).fetchone()
+    fingerprint's band_keys when already computed (by a worker process: 21 digests off the writer's CPU).
+    ``fresh``: the item was inserted in this transaction, so it has no old fingerprint to look up."""
+    old = (
+        None
+        if fresh
+        else conn.execute("SELECT fp FROM neardup_items WHERE item_id = ?", (item_id,)).fetchone()
+    )
     if old is not None:
         _delete_bands(conn, item_id, bytes(old[0]))
     seen = _epoch(seen_at)

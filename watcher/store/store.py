@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -63,6 +63,20 @@ class Store:
     def transaction(self) -> Iterator[None]:
         with transaction(self.db):
             yield
+
+    @contextmanager
+    def savepoint(self) -> Iterator[Callable[[], None]]:
+        """A nested unit inside the open transaction; the yielded function undoes its writes so far."""
+        conn = self.db.conn
+
+        def rollback() -> None:
+            conn.execute("ROLLBACK TO unit")
+
+        conn.execute("SAVEPOINT unit")
+        try:
+            yield rollback
+        finally:
+            conn.execute("RELEASE unit")
 
     def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         cur = self.db.execute(sql, list(params))

@@ -1,0 +1,110 @@
+"""Group commit: the writes of many feeds in one transaction, each feed still all-or-nothing.
+
+A cold cycle commits thousands of feeds. One transaction per feed paid for the same B-tree pages again and
+again: each feed's 40-odd items land at random places in the LSH band and FTS indexes, so a commit wrote
+about as many dirty pages to the WAL as it had rows. Feeds that finish while the writer is busy now queue,
+and the queue is written in one transaction with a SAVEPOINT per feed: a feed whose writes fail is rolled
+back alone and its caller gets the exception; the others commit.
+
+Jobs are plain functions run synchronously in the event loop's thread (the store's connection lives there),
+so no transaction is ever open across an ``await``: nothing else in the process can interleave with a batch.
+A job that arrives when the writer has been idle for ``linger`` seconds is written at once, alone (a daemon
+polling one feed at a time sees no delay); while writes keep coming, a job waits up to ``linger`` for others
+to join it, and a full batch is written at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from watcher.store.db import transaction
+from watcher.store.store import Store
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+MAX_JOBS = 64  # per transaction: bounds how long one batch holds the event loop and the write lock
+LINGER = 0.05  # seconds a job may wait for others while the writer is busy
+
+
+class GroupCommit:
+    def __init__(self, store: Store, max_jobs: int = MAX_JOBS, linger: float = LINGER) -> None:
+        self.store = store
+        self.max_jobs = max_jobs
+        self.linger = linger
+        self._queue: list[tuple[Callable[[], Any], asyncio.Future[Any]]] = []
+        self._timer: asyncio.TimerHandle | asyncio.Handle | None = None  # the scheduled flush
+        self._timer_loop: asyncio.AbstractEventLoop | None = None
+        self._last_flush = float("-inf")  # loop time the last batch ended
+        self.batches = 0
+        self.jobs = 0
+
+    async def run(self, job: Callable[[], T]) -> T:
+        """Run ``job`` inside a write transaction shared with other queued jobs; its result or exception is
+        this call's. A cancelled caller's job is not run if its batch has not started."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._queue.append((job, future))
+        self._schedule(loop)
+        return await future
+
+    def _schedule(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self._timer_loop is not loop:  # a flush left on a loop that has ended never runs
+            self._timer, self._timer_loop = None, loop
+        full = len(self._queue) >= self.max_jobs
+        if self._timer is not None and not full:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        if full or loop.time() - self._last_flush > self.linger:
+            # after the callbacks already ready: the feeds finishing in this loop turn join the batch
+            self._timer = loop.call_soon(self._flush, loop)
+        else:
+            self._timer = loop.call_later(self.linger, self._flush, loop)
+
+    def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._timer = None
+        batch, self._queue = self._queue[: self.max_jobs], self._queue[self.max_jobs :]
+        try:
+            self._write([(job, fut) for job, fut in batch if not fut.cancelled()])
+        finally:
+            self._last_flush = loop.time()
+            if self._queue:
+                self._schedule(loop)
+
+    def _write(self, batch: list[tuple[Callable[[], Any], asyncio.Future[Any]]]) -> None:
+        if not batch:
+            return
+        results: list[tuple[asyncio.Future[Any], bool, Any]] = []
+        try:
+            with transaction(self.store.db):
+                for job, future in batch:
+                    results.append((future, *self._one(job)))
+        except BaseException as e:  # the COMMIT itself failed (disk full, I/O error): nothing was stored
+            log.error("group commit of %d jobs failed: %s", len(batch), e)
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(e if isinstance(e, Exception) else RuntimeError(str(e)))
+            if not isinstance(e, Exception):
+                raise
+            return
+        self.batches += 1
+        self.jobs += len(batch)
+        for future, ok, value in results:
+            if future.done():  # cancelled while the batch ran: its writes stand, like any committed poll
+                continue
+            if ok:
+                future.set_result(value)
+            else:
+                future.set_exception(value)
+
+    def _one(self, job: Callable[[], Any]) -> tuple[bool, Any]:
+        with self.store.savepoint() as rollback:
+            try:
+                return True, job()
+            except Exception as e:
+                rollback()
+                return False, e
