@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING
 from watcher import dedup, policy
 from watcher.archive import retention_cutoff
 from watcher.config import Config, FeedConfig, Topic
-from watcher.dedup import Classified, Decision, Reason
+from watcher.dedup import Classified, Decision
 from watcher.errors import ParseError
 from watcher.fetch import Fetcher
 from watcher.fingerprint import Fingerprint, NearDupSettings, band_keys, fingerprint
@@ -52,6 +52,7 @@ from watcher.parse import parse_feed
 from watcher.query import Query
 from watcher.store import Store, neardup
 from watcher.store.batch import GroupCommit
+from watcher.stories import NewItem, StoryFinder
 from watcher.text import fold
 
 if TYPE_CHECKING:  # imported where needed: trafilatura costs ~0.13 s of start-up to every `watcher poll`
@@ -410,52 +411,47 @@ def _store_items(
     """Classify, cluster, match and store one feed's items. Runs inside the feed's transaction."""
     store, cfg = rt.store, rt.config
     index, topics = rt.topics_for(feed)
-    known = prepared.known if prepared else _known(rt, feed, parsed)
+    if prepared is None:
+        known = _known(rt, feed, parsed)
+        classified = [
+            dedup.classify(raw, known.get(raw.guid), known.get(dedup.scoped_guid(raw)) if raw.link else None)
+            for raw in parsed.items
+        ]
+        analyses: dict[str, Analysis] = {}
+    else:
+        known, classified, analyses = prepared.known, prepared.classified, prepared.analyses
+    # (the feed's own guid, the decision) of each item to store; new items as stored, with their fingerprint
+    todo = [
+        (raw.guid, c) for raw, c in zip(parsed.items, classified, strict=True) if c.decision != Decision.SEEN
+    ]
+    fresh = {c.item.guid: _new_item(c, pages, own_guid, analyses.get(c.item.guid))
+             for own_guid, c in todo if c.decision == Decision.NEW}  # fmt: skip
     since = now - timedelta(seconds=cfg.watcher.dedup_window)
+    stories = StoryFinder(store, feed.url, list(fresh.values()), settings=rt.neardup, since=since)
     new = updated = hits = 0
-    for i, raw in enumerate(parsed.items):
-        if prepared:
-            c = prepared.classified[i]
-        else:
-            c = dedup.classify(
-                raw, known.get(raw.guid), known.get(dedup.scoped_guid(raw)) if raw.link else None
-            )
+    for _, c in todo:
         item = c.item
-        if c.decision == Decision.SEEN:
-            continue
-        analysis = prepared.analyses.get(item.guid) if prepared else None
+        analysis = analyses.get(item.guid)
         if c.decision == Decision.UPDATED:
             old = known.get(item.guid)
             assert old is not None
             store.update_item(old, item, canonical_url=c.canonical_url, content_hash=c.content_hash, now=now)
+            stories.item_updated()
             item_id, story_id = old.id, old.story_id
             if pages is not None:  # match the update with the article text stored when it was new
                 item = replace(item, full_text=store.full_text(item_id))
             updated += 1
         else:
-            if pages is not None:
-                from watcher.fulltext import with_full_text
-
-                item = with_full_text(item, pages.get(raw.guid))
-            if analysis and analysis[0]:
-                fp, keys = analysis[0], analysis[1]
-            else:
-                fp = fingerprint(item.title, item.text)
-                keys = tuple(band_keys(fp))
-            story_id, reason, score = _assign_story(rt, feed, item, c.canonical_url, fp, keys, since, now)
+            n = fresh[item.guid]
+            item = n.item
+            story_id, reason, score = stories.assign(n, now)
             item_id = store.insert_item(
                 feed_url=feed.url, item=item, canonical_url=c.canonical_url, content_hash=c.content_hash,
                 story_id=story_id, story_reason=reason, story_score=score, now=now,
                 folded_body=analysis[3] if analysis and pages is None else None,
             )  # fmt: skip
-            neardup.add(
-                store.conn, item_id=item_id, story_id=story_id, fp=fp, seen_at=now, keys=keys, fresh=True
-            )
+            stories.stored(n, item_id, story_id)
             new += 1
-        known[item.guid] = StoredItem(
-            id=item_id, feed_url=feed.url, guid=item.guid, link=item.link, canonical_url=c.canonical_url,
-            title=item.title, content_hash=c.content_hash, story_id=story_id,
-        )  # fmt: skip
         if not topics:
             continue
         backlog = policy.is_backlog(
@@ -472,38 +468,21 @@ def _store_items(
             )  # fmt: skip
             if hit_id is not None:
                 hits += 1
+    stories.finish(now)
     return new, updated, hits
 
 
-def _assign_story(
-    rt: Runtime,
-    feed: FeedConfig,
-    item: Item,
-    canon: str | None,
-    fp: Fingerprint,
-    keys: Sequence[int],
-    since: datetime,
-    now: datetime,
-) -> tuple[int, str, float | None]:
-    """Attach a new item to an existing story when it is a copy, else start a story (precision first)."""
-    store = rt.store
-    if item.id_source == "guid":
-        same = store.item_by_guid_elsewhere(item.guid, feed.url)
-        if same is not None:
-            store.touch_story(same.story_id, now)
-            return same.story_id, Reason.SAME_ID, None
-    if canon:
-        same = store.item_by_canonical_url(canon)
-        if same is not None:
-            store.touch_story(same.story_id, now)
-            return same.story_id, Reason.SAME_URL, None
-    best = neardup.best_match(store.conn, fp, rt.neardup, since=since, keys=keys)
-    if best is not None:
-        _, story_id, score = best
-        store.touch_story(story_id, now)
-        return story_id, Reason.SIMILAR, round(score, 3)
-    return (
-        store.insert_story(feed_url=feed.url, guid=item.guid, title=item.title, now=now),
-        Reason.FIRST,
-        None,
-    )
+def _new_item(
+    c: Classified, pages: dict[str, fulltext.FullText] | None, own_guid: str, analysis: Analysis | None
+) -> NewItem:
+    """A new item as it will be stored (with its article text when the feed asks for it) and its
+    fingerprint: the worker's, or computed here when there is no pool or the text changed since."""
+    item = c.item
+    if pages is not None:
+        from watcher.fulltext import with_full_text
+
+        item = with_full_text(item, pages.get(own_guid))
+    if analysis and analysis[0]:
+        return NewItem(item, c.canonical_url, analysis[0], analysis[1])
+    fp = fingerprint(item.title, item.text)
+    return NewItem(item, c.canonical_url, fp, tuple(band_keys(fp)))

@@ -140,16 +140,61 @@ def candidates(
     return found
 
 
-def best_match(
-    conn: sqlite3.Connection,
+def band_members(conn: sqlite3.Connection, keys: Sequence[int], *, since: datetime) -> dict[int, list[int]]:
+    """For each of ``keys`` that stored items seen at or after ``since`` share: those items' ids. One probe
+    per key, in a few statements for a whole feed's new items instead of one query per item."""
+    out: dict[int, list[int]] = {}
+    unique = sorted(set(keys))
+    cutoff = _epoch(since)
+    for start in range(0, len(unique), 5000):
+        chunk = unique[start : start + 5000]
+        for band, item_id in conn.execute(
+            f"SELECT band, item_id FROM neardup_bands WHERE band IN ({','.join('?' * len(chunk))}) "
+            "AND seen_at >= ?",
+            (*chunk, cutoff),
+        ):
+            out.setdefault(int(band), []).append(int(item_id))
+    return out
+
+
+def fingerprints(conn: sqlite3.Connection, item_ids: Sequence[int]) -> dict[int, tuple[int, Fingerprint]]:
+    """item id -> (story id, fingerprint) for these indexed items (unreadable fingerprints are left out)."""
+    out: dict[int, tuple[int, Fingerprint]] = {}
+    ids = sorted(set(item_ids))
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        for item_id, story_id, blob in conn.execute(
+            f"SELECT item_id, story_id, fp FROM neardup_items WHERE item_id IN ({','.join('?' * len(chunk))})",
+            chunk,
+        ):
+            try:
+                out[int(item_id)] = (int(story_id), Fingerprint.from_bytes(bytes(blob)))
+            except ValueError:
+                continue
+    return out
+
+
+def add_many(conn: sqlite3.Connection, entries: Sequence[tuple[int, int, Fingerprint, Sequence[int]]], *,
+             seen_at: datetime) -> None:  # fmt: skip
+    """Index items inserted in this transaction, (item_id, story_id, fp, band keys) each: two statements
+    for a whole feed, band rows in key order so the B-tree inserts walk neighbouring pages."""
+    seen = _epoch(seen_at)
+    conn.executemany(
+        "INSERT INTO neardup_items (item_id, story_id, seen_at, fp) VALUES (?, ?, ?, ?)",
+        [(item_id, story_id, seen, fp.to_bytes()) for item_id, story_id, fp, _ in entries],
+    )
+    conn.executemany(
+        "INSERT INTO neardup_bands (band, item_id, seen_at) VALUES (?, ?, ?)",
+        sorted((key, item_id, seen) for item_id, _, _, keys in entries for key in set(keys)),
+    )
+
+
+def rank(
     fp: Fingerprint,
+    candidates: Sequence[tuple[int, int, Fingerprint]],
     settings: NearDupSettings | None = None,
-    *,
-    since: datetime,
-    limit: int = 50,
-    keys: Sequence[int] | None = None,
 ) -> tuple[int, int, float] | None:
-    """The stored near-duplicate with the strongest evidence, as (item_id, story_id, score), or None.
+    """The candidate with the strongest evidence of being a copy of ``fp``, as (item_id, story_id, score).
 
     A match on two full bodies outranks a headline-only match whatever the scores: the title rule scores
     1.0 for an identical headline, and letting that win would pull a full copy into a headline-only
@@ -159,12 +204,25 @@ def best_match(
     s = settings or NearDupSettings()
     best: tuple[int, int, float] | None = None
     best_rank: tuple[bool, float] = (False, -1.0)
-    for item_id, story_id, other in candidates(conn, fp, since=since, limit=limit, keys=keys):
+    for item_id, story_id, other in candidates:
         dup, score = is_near_duplicate(fp, other, s)
-        rank = (not fp.short and not other.short, score)
-        if dup and rank > best_rank:
-            best, best_rank = (item_id, story_id, score), rank
+        order = (not fp.short and not other.short, score)
+        if dup and order > best_rank:
+            best, best_rank = (item_id, story_id, score), order
     return best
+
+
+def best_match(
+    conn: sqlite3.Connection,
+    fp: Fingerprint,
+    settings: NearDupSettings | None = None,
+    *,
+    since: datetime,
+    limit: int = 50,
+    keys: Sequence[int] | None = None,
+) -> tuple[int, int, float] | None:
+    """The stored near-duplicate with the strongest evidence (see ``rank``), as (item_id, story_id, score)."""
+    return rank(fp, candidates(conn, fp, since=since, limit=limit, keys=keys), settings)
 
 
 def prune(conn: sqlite3.Connection, before: datetime, *, batch: int = 5000) -> int:

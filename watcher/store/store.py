@@ -172,6 +172,36 @@ class Store:
         )
         return StoredItem(**rows[0]) if rows else None
 
+    _ITEM_ROW = "id, feed_url, guid, link, canonical_url, title, content_hash, story_id"
+
+    def first_items_by_canonical_url(self, urls: Sequence[str]) -> dict[str, StoredItem]:
+        """For each canonical URL, the first stored item with it (``item_by_canonical_url`` in bulk)."""
+        out: dict[str, StoredItem] = {}
+        unique = sorted(set(urls))
+        for start in range(0, len(unique), 500):
+            chunk = unique[start : start + 500]
+            for r in self._rows(
+                f"SELECT {self._ITEM_ROW} FROM items WHERE id IN (SELECT min(id) FROM items "
+                f"WHERE canonical_url IN ({','.join('?' * len(chunk))}) GROUP BY canonical_url)",
+                chunk,
+            ):
+                out[r["canonical_url"]] = StoredItem(**r)
+        return out
+
+    def first_items_by_guid_elsewhere(self, guids: Sequence[str], feed_url: str) -> dict[str, StoredItem]:
+        """For each guid, the first item of another feed with it (``item_by_guid_elsewhere`` in bulk)."""
+        out: dict[str, StoredItem] = {}
+        unique = sorted(set(guids))
+        for start in range(0, len(unique), 500):
+            chunk = unique[start : start + 500]
+            for r in self._rows(
+                f"SELECT {self._ITEM_ROW} FROM items WHERE id IN (SELECT min(id) FROM items "
+                f"WHERE guid IN ({','.join('?' * len(chunk))}) AND feed_url != ? GROUP BY guid)",
+                [*chunk, feed_url],
+            ):
+                out[r["guid"]] = StoredItem(**r)
+        return out
+
     def insert_story(self, *, feed_url: str, guid: str, title: str, now: datetime) -> int:
         cur = self.db.execute(
             "INSERT INTO stories (key, title, first_seen, last_seen) VALUES (?, ?, ?, ?)",
