@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from email.utils import parseaddr
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -22,8 +22,10 @@ from pydantic import (
     model_validator,
 )
 
-from watcher.schedule import Schedule, check_schedule, check_timezone, parse_schedule
 from watcher.units import parse_duration
+
+if TYPE_CHECKING:
+    from watcher.schedule import Schedule
 
 _DEFAULT_PORTS = {"starttls": 587, "tls": 465, "none": 25}
 
@@ -67,12 +69,21 @@ class _ChannelBase(BaseModel):
     @field_validator("digest")
     @classmethod
     def _digest(cls, v: str | None) -> str | None:
-        return None if v is None else check_schedule(v)
+        if v is None:
+            return None
+        # imported here: APScheduler's cron machinery costs every command ~35 ms of start-up otherwise
+        from watcher.schedule import check_schedule
+
+        return check_schedule(v)
 
     @field_validator("timezone")
     @classmethod
     def _timezone(cls, v: str | None) -> str | None:
-        return None if v is None else check_timezone(v)
+        if v is None:
+            return None
+        from watcher.schedule import check_timezone
+
+        return check_timezone(v)
 
 
 class SlackChannel(_ChannelBase):
@@ -188,6 +199,8 @@ AnyChannel = SlackChannel | EmailChannel | WebhookChannel | ConsoleChannel
 
 def channel_schedule(channel: AnyChannel, *, digest: str, timezone: str) -> tuple[Schedule, str]:
     """The schedule and IANA zone a channel delivers a topic on: the channel's override, else the topic's."""
+    from watcher.schedule import parse_schedule
+
     return parse_schedule(channel.digest or digest), channel.timezone or timezone
 
 

@@ -20,9 +20,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 from watcher.channels import ChannelConfig
 from watcher.errors import ConfigError, QuerySyntaxError
 from watcher.models import USER_AGENT, FetchSettings
-from watcher.opml import NOT_HTTP, OpmlError, load_opml
 from watcher.query import Query, parse_query
-from watcher.schedule import check_schedule, check_timezone
 from watcher.units import parse_duration, parse_size
 from watcher.urls import canonical_url
 
@@ -40,6 +38,19 @@ def _size(v: object) -> int:
     if isinstance(v, str | int) and not isinstance(v, bool):
         return parse_size(v)
     raise ValueError("expected a size such as '512KB', '10MB'")
+
+
+def _check_schedule(v: str) -> str:
+    # watcher.schedule pulls in APScheduler's cron machinery (~35 ms): only a file that sets a schedule pays.
+    from watcher.schedule import check_schedule
+
+    return check_schedule(v)
+
+
+def _check_timezone(v: str) -> str:
+    from watcher.schedule import check_timezone
+
+    return check_timezone(v)
 
 
 Duration = Annotated[float, BeforeValidator(_duration)]
@@ -127,8 +138,8 @@ class TopicConfig(_Strict):
             raise ValueError("use letters, digits, '-', '_' and '.' only (it appears in URLs and file names)")
         return v
 
-    _digest = field_validator("digest")(check_schedule)
-    _timezone = field_validator("timezone")(check_timezone)
+    _digest = field_validator("digest")(_check_schedule)
+    _timezone = field_validator("timezone")(_check_timezone)
 
 
 class ServeSection(_Strict):
@@ -330,6 +341,11 @@ def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> C
 def _with_opml_feeds(p: Path, file: ConfigFile) -> ConfigFile:
     """`feeds` plus the feeds of each [[opml]] file, validated like [[feeds]] tables. A feed listed under
     [[feeds]] wins over the same feed (by canonical URL) in an OPML file, so one feed of a list can be tuned."""
+    if not file.opml:
+        return file
+    # listparser (and the requests stack under it) costs ~80 ms of start-up: only a file with [[opml]] pays.
+    from watcher.opml import NOT_HTTP, OpmlError, load_opml
+
     known = {canonical_url(f.url) for f in file.feeds}
     extra: list[FeedConfig] = []
     for i, src in enumerate(file.opml):

@@ -35,8 +35,10 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import http
+import os
 import re
 import ssl
+import sys
 import time
 import zlib
 from collections import Counter
@@ -47,11 +49,22 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
-
 from watcher import models
 from watcher.models import FetchRequest, FetchResult, FetchStatus
 from watcher.netguard import check_address, find_problem
+
+# httpcore imports trio whenever it is installed (~40 ms, more than the rest of httpx), and Watcher only ever
+# runs on asyncio: hide trio while httpcore loads, so that httpcore takes its asyncio-only path. Nothing else
+# changes: `import trio` works again as soon as httpcore is loaded.
+_HIDE_TRIO = "trio" not in sys.modules and "httpcore" not in sys.modules
+if _HIDE_TRIO:
+    sys.modules["trio"] = None  # type: ignore[assignment]
+try:
+    import httpcore  # noqa: F401  # loaded now, not at the first Fetcher, so the above applies to it
+    import httpx
+finally:
+    if _HIDE_TRIO:
+        del sys.modules["trio"]
 
 __all__ = ["ACCEPT", "PAGE_ACCEPT", "Fetcher", "check_address", "parse_retry_after"]
 
@@ -351,6 +364,41 @@ def _netloc(url: str) -> str:
         return ""
 
 
+class _LazyCertsContext(ssl.SSLContext):
+    """What httpx builds by default (``ssl.create_default_context(cafile=certifi.where())``), except that the CA
+    bundle is parsed at the first TLS handshake: parsing it costs every `watcher poll` ~16 ms of CPU, and a
+    poll of plain-http feeds never needs it. Hostname checks and certificate verification are on from the
+    start, so a handshake can never run without the bundle."""
+
+    _certs_loaded = False
+
+    def _load_certs(self) -> None:
+        if not self._certs_loaded:
+            import certifi
+
+            self.load_verify_locations(cafile=certifi.where())
+            self._certs_loaded = True
+
+    def wrap_bio(self, *args: Any, **kwargs: Any) -> ssl.SSLObject:
+        self._load_certs()
+        return super().wrap_bio(*args, **kwargs)
+
+    def wrap_socket(self, *args: Any, **kwargs: Any) -> ssl.SSLSocket:
+        self._load_certs()
+        return super().wrap_socket(*args, **kwargs)
+
+
+def _tls_context() -> ssl.SSLContext:
+    # the settings of ssl.create_default_context(), which httpx would call
+    ctx = _LazyCertsContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    ctx.check_hostname = True
+    keylog = os.environ.get("SSLKEYLOGFILE")
+    if keylog and not sys.flags.ignore_environment:
+        ctx.keylog_filename = keylog
+    return ctx
+
+
 # --- the fetcher ------------------------------------------------------------------------------------
 
 
@@ -365,6 +413,7 @@ class Fetcher:
     ) -> None:
         self._global = asyncio.Semaphore(max_connections)
         self._hosts = _HostSlots(per_host)
+        self._timeouts: dict[float, httpx.Timeout] = {}  # one per deadline, not one per request
         # trust_env=False: no proxy, netrc credentials or CA overrides picked up from the environment,
         # so what a fetch does depends only on the feed and the config (netrc would hand credentials
         # to whatever host a redirect names).
@@ -374,6 +423,7 @@ class Fetcher:
             follow_redirects=False,
             trust_env=False,
             limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+            verify=_tls_context(),
             headers={"User-Agent": user_agent, "Accept": ACCEPT, "Accept-Encoding": ACCEPT_ENCODING},
         )
 
@@ -435,6 +485,10 @@ class Fetcher:
     async def _follow(self, req: FetchRequest, progress: _Progress) -> FetchResult:
         settings = req.settings
         visited = {req.url}
+        headers = self._headers(req)  # the same on every hop
+        timeout = self._timeouts.get(settings.timeout)
+        if timeout is None:
+            timeout = self._timeouts[settings.timeout] = httpx.Timeout(settings.timeout + 1)
         while True:
             progress.phase = "while resolving the host"
             zone = req.zone_url or req.url
@@ -444,13 +498,12 @@ class Fetcher:
                 raise _Failure(problem.kind, prefix + problem.message)
             await self._move_slot(progress)
             progress.phase = "while connecting or waiting for the response headers"
-            request = self._client.build_request(
-                "GET", progress.url, headers=self._headers(req), timeout=httpx.Timeout(settings.timeout + 1)
-            )
+            request = self._client.build_request("GET", progress.url, headers=headers, timeout=timeout)
             response = await self._client.send(request, stream=True)
             try:
                 if response.status_code not in _REDIRECTS:
-                    return await self._finish(req, response, progress)
+                    asked = "If-None-Match" in headers or "If-Modified-Since" in headers
+                    return await self._finish(req, response, progress, asked)
                 target = _redirect_target(response, progress.url)
                 progress.hops.append(response.status_code)
                 if target in visited:
@@ -490,11 +543,13 @@ class Fetcher:
                 headers["If-Modified-Since"] = req.last_modified
         return headers
 
-    async def _finish(self, req: FetchRequest, response: httpx.Response, progress: _Progress) -> FetchResult:
+    async def _finish(
+        self, req: FetchRequest, response: httpx.Response, progress: _Progress, asked: bool
+    ) -> FetchResult:
+        """The result of a final (non-redirect) response; ``asked``: the request carried validators."""
         code = response.status_code
         base = _base_result(req, response, progress)
         if code == 304:
-            asked = bool({"If-None-Match", "If-Modified-Since"} & set(self._headers(req)))
             if not asked:
                 words = "HTTP 304 Not Modified to a request without validators"
                 raise _Failure("not-modified-unasked", words, http_status=code)

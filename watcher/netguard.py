@@ -20,6 +20,7 @@ server that answers differently within that gap (rebinding) is not caught here.
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import socket
 from dataclasses import dataclass
@@ -73,6 +74,8 @@ def _unmap(addr: IPAddress) -> IPAddress:
     return addr
 
 
+# Cached, as _literal below: each fetch classifies its host and its zone URL's host, the same few every time.
+@functools.lru_cache(maxsize=4096)
 def zone_of(addr: IPAddress) -> Zone | None:
     """The special zone ``addr`` lies in, or None for a public address."""
     addr = _unmap(addr)
@@ -85,7 +88,10 @@ def zone_of(addr: IPAddress) -> Zone | None:
     return Zone("reserved", str(addr))
 
 
+@functools.lru_cache(maxsize=4096)
 def _literal(host: str) -> IPAddress | None:
+    if not (host[:1].isdigit() or ":" in host or host[:1] == "["):
+        return None  # a name: an IPv4 literal starts with a digit, an IPv6 one has a colon
     try:
         return ipaddress.ip_address(host.strip("[]").split("%", 1)[0])
     except ValueError:

@@ -13,13 +13,13 @@ import click
 
 from watcher.cli.base import Ctx, errors, fail, iso, main, pass_ctx, table
 from watcher.config import Config, FeedConfig
-from watcher.feedfile import append_feeds, configured, plan
-from watcher.health import FeedReport, feed_reports
-from watcher.opml import FeedEntry, feed_url, load_opml, write_opml
-from watcher.urls import canonical_url
 
+# Every command imports every command module, so these modules load only in the commands that use them:
+# health brings the digest renderer (jinja2), opml brings listparser and the requests stack.
 if TYPE_CHECKING:
     from watcher.discover import Discovery
+    from watcher.health import FeedReport
+    from watcher.opml import FeedEntry
 
 
 def feed_json(r: FeedReport, name: str | None) -> dict[str, Any]:
@@ -49,6 +49,8 @@ def feed_json(r: FeedReport, name: str | None) -> dict[str, Any]:
 @click.pass_context
 def feeds(click_ctx: click.Context, fmt: str) -> None:
     """Show every configured feed's health (subcommands: add, import, export)."""
+    from watcher.health import feed_reports
+
     if click_ctx.invoked_subcommand is not None:
         return
     ctx: Ctx = click_ctx.obj
@@ -90,6 +92,9 @@ def _describe(entry: FeedEntry) -> str:
 @pass_ctx
 def import_(ctx: Ctx, file: Path, tags: tuple[str, ...], dry_run: bool) -> None:
     """Add the feeds of an OPML file to the configuration file (folders become tags)."""
+    from watcher.feedfile import append_feeds, plan
+    from watcher.opml import FeedEntry, load_opml
+
     cfg = ctx.config
     with errors():
         subs = load_opml(file)
@@ -122,6 +127,8 @@ def import_(ctx: Ctx, file: Path, tags: tuple[str, ...], dry_run: bool) -> None:
 @pass_ctx
 def export(ctx: Ctx, fmt: str, output: Path | None) -> None:
     """Write every enabled feed, with its name and tags (as folders), as an OPML 2.0 subscription list."""
+    from watcher.opml import FeedEntry, write_opml
+
     cfg = ctx.config
     titles: dict[str, str | None] = {}
     if cfg.database_path.exists():  # feed titles name unnamed feeds; exporting never creates a database
@@ -153,6 +160,10 @@ def add(
     ctx: Ctx, url: str, name: str | None, tags: tuple[str, ...], yes: bool, pick: int | None, dry_run: bool
 ) -> None:
     """Add a feed, given its URL or a site's page: the page's advertised feeds and the usual paths are tried."""
+    from watcher.feedfile import append_feeds, configured, plan
+    from watcher.opml import FeedEntry, feed_url
+    from watcher.urls import canonical_url
+
     cfg = ctx.config
     target = feed_url(url if "://" in url or url.startswith("feed:") else "https://" + url)
     if target is None:
