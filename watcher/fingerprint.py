@@ -31,6 +31,7 @@ from __future__ import annotations
 import hashlib
 import re
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import lru_cache
@@ -78,23 +79,38 @@ def _h32(s: str) -> int:
     return int.from_bytes(hashlib.blake2b(s.encode(), digest_size=4).digest(), "little")
 
 
-# Word hashes, kept across items: news vocabulary is Zipfian, so most words of an item were hashed before.
-# Cleared when full, which bounds memory whatever the feeds say.
-_WORD_HASHES: dict[str, int] = {}
-_WORD_HASHES_MAX = 200_000
+def _h16(s: str) -> int:
+    return int.from_bytes(hashlib.blake2b(s.encode(), digest_size=2, person=b"ctx").digest(), "little")
+
+
+class _HashCache(dict[str, int]):
+    """String -> hash, kept across items: news vocabulary is Zipfian, so most words of an item were hashed
+    before. A dict subclass so that a hit is a C-level lookup (``map(cache.__getitem__, words)``) and only
+    a miss runs Python. Cleared when full, which bounds memory whatever the feeds say."""
+
+    __slots__ = ("_hash",)
+
+    def __init__(self, hash_: Callable[[str], int]) -> None:
+        super().__init__()
+        self._hash = hash_
+
+    def __missing__(self, key: str) -> int:
+        if len(self) >= _CACHE_MAX:
+            self.clear()
+        value = self[key] = self._hash(key)
+        return value
+
+
+_CACHE_MAX = 200_000
+_WORD_HASHES = _HashCache(_h32)
+# Number-context hashes: a number's value, and the words before and after it.
+_VALUE_HASHES = _HashCache(lambda w: _h16(w.replace(".", "").replace(",", "")))
+_BEFORE_HASHES = _HashCache(lambda w: _h16("<" + w))
+_AFTER_HASHES = _HashCache(lambda w: _h16(">" + w))
 
 
 def _word_hash(w: str) -> int:
-    h = _WORD_HASHES.get(w)
-    if h is None:
-        if len(_WORD_HASHES) >= _WORD_HASHES_MAX:
-            _WORD_HASHES.clear()
-        h = _WORD_HASHES[w] = _h32(w)
-    return h
-
-
-def _h16(s: str) -> int:
-    return int.from_bytes(hashlib.blake2b(s.encode(), digest_size=2, person=b"ctx").digest(), "little")
+    return _WORD_HASHES[w]
 
 
 # Number words become digits so "five killed" and "5 killed" agree and "first batch"/"second batch"
@@ -115,6 +131,12 @@ _NEGATION_HASHES = frozenset(_h32(w) for w in _NEGATIONS)
 # Whole numbers with their separators, so "1,021.37" is one value; separators are dropped afterwards so
 # the Serbian "1.021,37" and the English "1,021.37" agree.
 _NUMBER_OR_WORD = re.compile(r"\d+(?:[.,]\d+)*[a-z]*|[a-z]+")
+# A folded (ASCII, lower-case) text reduced to what _NUMBER_OR_WORD distinguishes: digits, the separators
+# that may join them, letters, and everything else.
+_SHAPE = str.maketrans(
+    {chr(c): "0" if chr(c).isdigit() else "a" if chr(c).isalpha() else "." if chr(c) in ".," else " "
+     for c in range(128)}
+)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,54 +201,98 @@ class NearDupSettings:
     window: timedelta = timedelta(days=14)  # how long a story stays open for new copies
 
 
-def _number_pairs(text: str) -> list[int]:
-    words = [_NUMBER_WORDS.get(w, w) for w in _NUMBER_OR_WORD.findall(fold(text))]
-    is_num = [w[0].isdigit() for w in words]
+def _number_or_words(folded: str, folded_tokens: list[str]) -> list[str]:
+    """``_NUMBER_OR_WORD.findall(folded)``, where ``folded_tokens`` is ``tokens(folded)``.
+
+    The two differ only where a letter runs into a digit ("covid19": one token, a word and a number) or a
+    full stop or comma joins two digits ("1,021.37": three tokens, one number). Most texts have neither,
+    and a C-level translate finds out in a fraction of what the regex scan costs.
+    """
+    shape = folded.translate(_SHAPE)
+    if "a0" in shape or "0.0" in shape:
+        return _NUMBER_OR_WORD.findall(folded)
+    return folded_tokens
+
+
+def _number_pairs(words: list[str]) -> list[int]:
+    """(context << 16 | value) pairs of the numbers among a folded text's ``_NUMBER_OR_WORD`` matches."""
+    words = list(map(_NUMBER_WORDS.get, words, words))
+    # Words are [a-z]+ and numbers start with a digit, so isalpha tells them apart without a Python loop;
+    # finding the neighbours is then a find/rfind on these flags, skipping other numbers ("won 2-1 in").
+    flags = bytes(map(str.isalpha, words))
     pairs: list[int] = []
-    for i, word in enumerate(words):
-        if not is_num[i]:
-            continue
-        value = _h16(re.sub(r"[.,]", "", word))
-        # the nearest words on each side, skipping other numbers ("won 2-1 in", "April 9 (AP)")
-        before = next((words[j] for j in range(i - 1, -1, -1) if not is_num[j]), None)
-        after = next((words[j] for j in range(i + 1, len(words)) if not is_num[j]), None)
-        if before:
-            pairs.append(_h16("<" + before) << 16 | value)
-        if after:
-            pairs.append(_h16(">" + after) << 16 | value)
+    i = flags.find(0)
+    while i >= 0:
+        value = _VALUE_HASHES[words[i]]
+        before = flags.rfind(1, 0, i)
+        after = flags.find(1, i + 1)
+        if before >= 0:
+            pairs.append(_BEFORE_HASHES[words[before]] << 16 | value)
+        if after >= 0:
+            pairs.append(_AFTER_HASHES[words[after]] << 16 | value)
         if len(pairs) >= MAX_NUMBERS:
             break
+        i = flags.find(0, i + 1)
     return sorted(set(pairs[:MAX_NUMBERS]))
+
+
+# The mix's first xorshift distributes over the xor with the seed, (s ^ x) ^ ((s ^ x) >> 30) ==
+# (s ^ s >> 30) ^ (x ^ x >> 30), so it runs on the seeds once and on each item's shingles, not on the
+# (SIGNATURE_SIZE x shingles) array.
+_SEEDS_MIXED = _SEEDS ^ (_SEEDS >> np.uint64(30))
+_SHIFT27 = np.uint64(27)
+_SHIFT30 = np.uint64(30)
+_SHIFT31 = np.uint64(31)
+_BIGRAM = np.uint64(0x9E3779B1)
+_LOW32 = np.uint64(0xFFFFFFFF)
+_EMPTY_SIGNATURE = struct.pack(f"<{SIGNATURE_SIZE}H", *([_EMPTY_SLOT] * SIGNATURE_SIZE))
 
 
 def _signature(words: list[str]) -> tuple[bytes, bool]:
     if not words:
-        return struct.pack(f"<{SIGNATURE_SIZE}H", *([_EMPTY_SLOT] * SIGNATURE_SIZE)), True
-    ids = np.array([_word_hash(w) for w in words], dtype=np.uint64)
+        return _EMPTY_SIGNATURE, True
+    ids = np.fromiter(map(_WORD_HASHES.__getitem__, words), dtype=np.uint64, count=len(words))
     if len(ids) > 1:
         # bigram hashes from the token hashes: the multiplier makes (a, b) differ from (b, a)
-        shingles = (ids[:-1] * np.uint64(0x9E3779B1) + ids[1:]) & np.uint64(0xFFFFFFFF)
+        shingles = ids[:-1] * _BIGRAM
+        shingles += ids[1:]
+        shingles &= _LOW32
     else:
         shingles = ids
-    shingles = np.unique(shingles)
-    permuted = _mix(_SEEDS ^ shingles[np.newaxis, :])
-    mins = permuted.min(axis=1) & np.uint64(0xFFFF)
-    return mins.astype("<u2").tobytes(), False
+    # Repeated shingles are not removed: they cannot change a minimum, and np.unique costs more than they do.
+    shingles ^= shingles >> _SHIFT30
+    x = _SEEDS_MIXED ^ shingles
+    x *= _MIX1
+    x ^= x >> _SHIFT27
+    x *= _MIX2
+    x ^= x >> _SHIFT31
+    return x.min(axis=1).astype("<u2").tobytes(), False  # the cast keeps the low 16 bits
 
 
-def fingerprint(title: str, text: str) -> Fingerprint:
-    """Fingerprint an item from its plain-text title and body (any script; folding happens here)."""
+def fingerprint(title: str, text: str, *, folded_text: str | None = None) -> Fingerprint:
+    """Fingerprint an item from its plain-text title and body (any script; folding happens here).
+
+    ``folded_text``, if given, must be ``fold(text)``: a caller that folds the body anyway saves folding
+    it twice. It is used only when ``text`` is within the cut below.
+    """
     # Copies share their beginnings, so a body cut at a fixed length still compares like with like.
-    title, text = title[:2000], text[:MAX_TEXT_CHARS]
-    title_words = tokens(title)
-    body_words = tokens(text)
+    title = title[:2000]
+    if folded_text is None or len(text) > MAX_TEXT_CHARS:
+        folded_text = fold(text[:MAX_TEXT_CHARS])
+    # Folding is per character and its output ASCII, so the tokens of the folded text are the tokens of
+    # the text (tokens() of ASCII is one translate), and the number scan reads the same folded text.
+    folded_title = fold(title)
+    title_words = tokens(folded_title)
+    body_words = tokens(folded_text)
     short = len(body_words) < SHORT_BODY_TOKENS
-    signature, empty = _signature(title_words + body_words if short else body_words)
-    title_hashes = sorted({_word_hash(w) for w in title_words})[:MAX_TITLE_TOKENS]
+    all_words = title_words + body_words  # tokens(f"{folded_title}\n{folded_text}")
+    signature, empty = _signature(all_words if short else body_words)
+    title_hashes = sorted(set(map(_WORD_HASHES.__getitem__, title_words)))[:MAX_TITLE_TOKENS]
+    numbers = _number_pairs(_number_or_words(f"{folded_title}\n{folded_text}", all_words))
     return Fingerprint(
         signature=signature,
         title=tuple(title_hashes),
-        numbers=tuple(_number_pairs(f"{title}\n{text}")),
+        numbers=tuple(numbers),
         body_tokens=len(body_words),
         short=short,
         empty=empty,
