@@ -238,8 +238,12 @@ def _number_pairs(words: list[str]) -> list[int]:
 
 # The mix's first xorshift distributes over the xor with the seed, (s ^ x) ^ ((s ^ x) >> 30) ==
 # (s ^ s >> 30) ^ (x ^ x >> 30), so it runs on the seeds once and on each item's shingles, not on the
-# (SIGNATURE_SIZE x shingles) array.
-_SEEDS_MIXED = _SEEDS ^ (_SEEDS >> np.uint64(30))
+# (shingles x SIGNATURE_SIZE) array.
+_SEEDS_MIXED = (_SEEDS ^ (_SEEDS >> np.uint64(30))).reshape(SIGNATURE_SIZE)
+# Row i of the array is shingle i against every seed. Built flat from a repeat and these seeds laid end to end:
+# a broadcast over two axes costs numpy a loop per row, more than the two flat passes together.
+_BLOCK = 1024  # shingles per pass: bounds the seed tile (1 MB) and the array for huge bodies
+_SEED_TILE = np.tile(_SEEDS_MIXED, _BLOCK)
 _SHIFT27 = np.uint64(27)
 _SHIFT30 = np.uint64(30)
 _SHIFT31 = np.uint64(31)
@@ -261,12 +265,23 @@ def _signature(words: list[str]) -> tuple[bytes, bool]:
         shingles = ids
     # Repeated shingles are not removed: they cannot change a minimum, and np.unique costs more than they do.
     shingles ^= shingles >> _SHIFT30
-    x = _SEEDS_MIXED ^ shingles
+    mins = _minimums(shingles[:_BLOCK])
+    for start in range(_BLOCK, len(shingles), _BLOCK):
+        np.minimum(mins, _minimums(shingles[start : start + _BLOCK]), out=mins)
+    return mins.astype("<u2").tobytes(), False  # the cast keeps the low 16 bits
+
+
+def _minimums(shingles: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
+    """Per seed, the least mixed value over at most _BLOCK shingles (already through the first xorshift)."""
+    n = len(shingles)
+    x = np.repeat(shingles, SIGNATURE_SIZE)
+    x ^= _SEED_TILE[: n * SIGNATURE_SIZE]
     x *= _MIX1
     x ^= x >> _SHIFT27
     x *= _MIX2
     x ^= x >> _SHIFT31
-    return x.min(axis=1).astype("<u2").tobytes(), False  # the cast keeps the low 16 bits
+    mins: npt.NDArray[np.uint64] = x.reshape(n, SIGNATURE_SIZE).min(axis=0)
+    return mins
 
 
 def fingerprint(title: str, text: str, *, folded_text: str | None = None) -> Fingerprint:
@@ -317,15 +332,28 @@ def band_keys(fp: Fingerprint) -> list[int]:
 def _band_keys(fp: Fingerprint) -> tuple[int, ...]:
     if fp.empty:
         return ()
-    keys = []
-    kind = b"s" if fp.short else b"l"  # short and long signatures cover different text: never mix
-    for band in range(BANDS):
-        chunk = fp.signature[band * ROWS * 2 : (band + 1) * ROWS * 2]
-        keys.append(_as_int64(hashlib.blake2b(kind + bytes([band]) + chunk, digest_size=8).digest()))
+    signature = fp.signature
+    width = ROWS * 2
+    digests = []
+    for band, hasher in enumerate(_BAND_HASHERS[fp.short]):
+        h = hasher.copy()
+        h.update(signature[band * width : (band + 1) * width])
+        digests.append(h.digest())
+    keys = _BAND_KEYS.unpack(b"".join(digests))
     if len(fp.title) >= TITLE_KEY_MIN_TOKENS:
         packed = struct.pack(f"<{len(fp.title)}I", *fp.title)
-        keys.append(_as_int64(hashlib.blake2b(b"t" + packed, digest_size=8).digest()))
-    return tuple(keys)
+        keys += (_as_int64(hashlib.blake2b(b"t" + packed, digest_size=8).digest()),)
+    return keys
+
+
+# Band key = blake2b(kind + band number + the band's minimums). Copying a hasher that has already absorbed
+# the first two bytes is cheaper than building one from its parameters. Short and long signatures cover
+# different text, so their keys never mix: kind is b"s" or b"l", indexed here by ``short``.
+_BAND_HASHERS = {
+    short: [hashlib.blake2b(kind + bytes([band]), digest_size=8) for band in range(BANDS)]
+    for short, kind in ((True, b"s"), (False, b"l"))
+}
+_BAND_KEYS = struct.Struct(f"<{BANDS}q")  # the digests read as signed little-endian 64-bit integers
 
 
 def _signature_similarity(a: Fingerprint, b: Fingerprint) -> float:
