@@ -103,8 +103,10 @@ class _HashCache(dict[str, int]):
 
 _CACHE_MAX = 200_000
 _WORD_HASHES = _HashCache(_h32)
-# Number-context hashes: a number's value, and the words before and after it.
-_VALUE_HASHES = _HashCache(lambda w: _h16(w.replace(".", "").replace(",", "")))
+# Number-context hashes: a number's value (of a number word: of its digits), and the words before and
+# after it; and whether a word is a word (1) or a number (0).
+_VALUE_HASHES = _HashCache(lambda w: _h16(_NUMBER_WORDS.get(w, w).replace(".", "").replace(",", "")))
+_IS_WORD = _HashCache(lambda w: int(_NUMBER_WORDS.get(w, w).isalpha()))
 _BEFORE_HASHES = _HashCache(lambda w: _h16("<" + w))
 _AFTER_HASHES = _HashCache(lambda w: _h16(">" + w))
 
@@ -216,10 +218,10 @@ def _number_or_words(folded: str, folded_tokens: list[str]) -> list[str]:
 
 def _number_pairs(words: list[str]) -> list[int]:
     """(context << 16 | value) pairs of the numbers among a folded text's ``_NUMBER_OR_WORD`` matches."""
-    words = list(map(_NUMBER_WORDS.get, words, words))
-    # Words are [a-z]+ and numbers start with a digit, so isalpha tells them apart without a Python loop;
-    # finding the neighbours is then a find/rfind on these flags, skipping other numbers ("won 2-1 in").
-    flags = bytes(map(str.isalpha, words))
+    # Words are [a-z]+ and numbers start with a digit (number words are numbers too), so a cached flag per
+    # word tells them apart without a Python loop; finding the neighbours is then a find/rfind on the
+    # flags, skipping other numbers ("won 2-1 in"). Number words become digits only where they are numbers.
+    flags = bytes(map(_IS_WORD.__getitem__, words))
     pairs: list[int] = []
     i = flags.find(0)
     while i >= 0:
