@@ -117,7 +117,7 @@ def _word_hash(w: str) -> int:
 
 # Number words become digits so "five killed" and "5 killed" agree and "first batch"/"second batch"
 # disagree. English and Serbian (folded), the languages the watcher mostly reads.
-_NUMBER_WORDS = {
+_NUMBER_WORDS: dict[str, str] = {
     "one": "1", "two": "2", "three": "3", "four": "4", "five": "5", "six": "6", "seven": "7",
     "eight": "8", "nine": "9", "ten": "10", "eleven": "11", "twelve": "12", "dozen": "12",
     "first": "1st", "second": "2nd", "third": "3rd", "fourth": "4th", "fifth": "5th",
