@@ -171,13 +171,13 @@ def _load_range(conn: sqlite3.Connection, start: int, count: int) -> None:
         # spread over the 14-day window, oldest first
         first = int((NOW - timedelta(days=14)).timestamp())
         seen = [first + (start + offset + i) % 1_200_000 for i in range(n)]
-        bands = sorted((k, item, s) for (item, _, keys), s in zip(rows, seen, strict=True) for k in set(keys))
+        bands = sorted({(neardup.slot(k), item) for item, _, keys in rows for k in keys})
         conn.execute("BEGIN")
         conn.executemany(
             "INSERT INTO neardup_items (item_id, story_id, seen_at, fp) VALUES (?, ?, ?, ?)",
             [(item, item, s, blob) for (item, blob, _), s in zip(rows, seen, strict=True)],
         )
-        conn.executemany("INSERT INTO neardup_bands (band, item_id, seen_at) VALUES (?, ?, ?)", bands)
+        conn.executemany("INSERT INTO neardup_bands (band, item_id) VALUES (?, ?)", bands)
         conn.execute("COMMIT")
 
 

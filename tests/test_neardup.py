@@ -146,8 +146,28 @@ def test_lookups_probe_the_band_index(db: sqlite3.Connection) -> None:
     db.set_trace_callback(None)
     (query,) = [s for s in statements if "neardup_bands" in s]
     plan = " ".join(str(row[-1]) for row in db.execute("EXPLAIN QUERY PLAN " + query))
-    assert "SEARCH neardup_bands USING PRIMARY KEY (band=?)" in plan
-    assert "SCAN neardup_bands" not in plan
+    # the bands (aliased b) through their primary key, each hit's item (n) by its id: nothing scanned
+    assert "SEARCH b USING PRIMARY KEY (band=?)" in plan
+    assert "SEARCH n USING INTEGER PRIMARY KEY (rowid=?)" in plan
+    assert "SCAN" not in plan
+
+
+def test_v5_migration_keeps_every_band_as_its_slot(tmp_path: Path) -> None:
+    conn = sqlite3.connect(tmp_path / "v4.db")
+    conn.execute(
+        "CREATE TABLE neardup_bands (band INTEGER NOT NULL, item_id INTEGER NOT NULL, seen_at INTEGER NOT NULL, "
+        "PRIMARY KEY (band, item_id)) WITHOUT ROWID"
+    )
+    keys = band_keys(FPS["hq22-a"])
+    conn.executemany("INSERT INTO neardup_bands VALUES (?, ?, ?)", [(k, 7, 0) for k in keys])
+    neardup.slim_bands(conn)
+    assert [r[1] for r in conn.execute("PRAGMA table_info(neardup_bands)")] == ["band", "item_id"]
+    assert conn.execute("SELECT band, item_id FROM neardup_bands ORDER BY band").fetchall() == [
+        (s, 7) for s in neardup.slots(keys)
+    ]
+    assert all(-(2**31) <= s < 2**31 for s in neardup.slots(keys))
+    neardup.slim_bands(conn)  # a second run finds nothing to do
+    assert conn.execute("SELECT count(*) FROM neardup_bands").fetchone()[0] == len(neardup.slots(keys))
 
 
 # Seeds 1, 2, 6, 9 and 11 once split a group: a lead-only copy bridged two full copies (see best_match).

@@ -12,7 +12,8 @@ its own feed exactly as if it had queried the store after each insert:
   first of this feed's own items with that URL; once the feed updates a stored item (its canonical URL may
   change), the finder asks the store per item instead;
 * near-duplicates: band members from the snapshot plus the overlay, ranked as ``neardup.candidates`` ranks
-  them (most shared bands, then newest); the overlay's fingerprints are indexed with one write at the end.
+  them (most shared band slots, then newest); the overlay's fingerprints are indexed with one write at the
+  end.
 """
 
 from __future__ import annotations
@@ -82,7 +83,7 @@ class StoryFinder:
         """Record a new item the store now holds: later items of the feed must find it."""
         if n.canonical_url:
             self._by_url.setdefault(n.canonical_url, story_id)
-        for key in set(n.keys):
+        for key in neardup.slots(n.keys):
             self._own_bands.setdefault(key, []).append(item_id)
         self._fps[item_id] = (story_id, n.fp)
         self._pending.append((item_id, story_id, n.fp, n.keys))
@@ -110,7 +111,7 @@ class StoryFinder:
 
     def _candidates(self, keys: Sequence[int]) -> list[tuple[int, int, Fingerprint]]:
         shared: Counter[int] = Counter()
-        for key in set(keys):
+        for key in neardup.slots(keys):
             shared.update(self._members.get(key, ()))
             shared.update(self._own_bands.get(key, ()))
         top = sorted(shared.items(), key=lambda kv: (-kv[1], -kv[0]))[:CANDIDATES]

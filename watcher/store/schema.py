@@ -135,4 +135,13 @@ def _v4_fts(db: sqlite_utils.Database) -> None:
     fts.create_schema(db.conn)
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1_core, _v2_neardup, _v3_full_text, _v4_fts]
+def _v5_slim_bands(db: sqlite_utils.Database) -> None:
+    """LSH band rows as 32-bit slots without a time of their own (watcher/store/neardup.py)."""
+    from watcher.store import neardup
+
+    neardup.slim_bands(db.conn)
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
+    _v1_core, _v2_neardup, _v3_full_text, _v4_fts, _v5_slim_bands,
+]  # fmt: skip
