@@ -396,44 +396,76 @@ def _vocab_checks(term: Term) -> list[tuple[frozenset[str], tuple[str, ...], tup
 def _gate(term: Term) -> Pred:
     """A cheap necessary condition on the document's vocabulary, to skip positions for absent terms."""
     checks = _vocab_checks(term)
-    if len(checks) == 1 and not checks[0][1]:
-        exact = checks[0][0]
-        return lambda d: exact <= d.vocab
+    if not any(p for _, p, _ in checks):  # codes and phrases: set checks only, run in C
+        exacts = tuple(e for e, _, _ in checks)
+        if len(exacts) == 1:
+            (exact,) = exacts
+            return lambda d: exact <= d.vocab
+        return lambda d: any(map(d.vocab.issuperset, exacts))
     return lambda d: any(e <= d.vocab and all(map(d.has_prefix, p)) for e, p, _ in checks)
 
 
 def build_match(compiled: Compiled, doc: Document) -> Match:
-    """Terms and snippet of a document ``compiled`` matches. Terms found only under NOT play no part."""
-    terms: dict[str, None] = {}
-    in_title: list[Span] = []
-    in_text: list[Span] = []
+    """Terms and snippet of a document ``compiled`` matches. Terms found only under NOT play no part.
+
+    The snippet comes from the text if any term occurs there, else from the title, so positions are looked
+    up in one field only: an unscoped word is reported on the document's vocabulary alone, and a phrase or
+    code found in the text is not looked for in the title.
+    """
     vocab = doc.vocab
+    text, title = doc.text, doc.title
+    terms: dict[str, None] = {}
+    any_words: list[str] = []  # unscoped single words: in the text, the title or both
+    text_words: list[str] = []
+    title_words: list[str] = []
+    text_spans: list[Span] = []
+    title_spans: list[Span] = []  # complete only while text_spans is empty, which is when it is used
     for term, word, gate in compiled.positive:
+        scope = term.scope
         if word is not None:
             if word in vocab:
-                for field in doc.fields(term.scope):
-                    found = field.exact(word)
-                    if found:
+                if scope is Scope.ANY:
+                    terms[term.source] = None
+                    any_words.append(word)
+                elif scope is Scope.TEXT:
+                    if word in text.tokens:
                         terms[term.source] = None
-                        (in_text if field is doc.text else in_title).extend(zip(found, found, strict=True))
+                        text_words.append(word)
+                elif word in title.tokens:
+                    terms[term.source] = None
+                    title_words.append(word)
             continue
         if not gate(doc):
             continue
-        for field in doc.fields(term.scope):
-            spans = term_spans(term, field)
+        if scope is not Scope.TITLE:
+            spans = term_spans(term, text)
             if spans:
                 terms[term.source] = None
-                (in_text if field is doc.text else in_title).extend(spans)
+                text_spans.extend(spans)
+                continue
+        if scope is not Scope.TEXT:
+            spans = term_spans(term, title)
+            if spans:
+                terms[term.source] = None
+                title_spans.extend(spans)
     if not terms:
-        field = doc.text if doc.text.source.strip() or not doc.title.source.strip() else doc.title
+        field = text if text.source.strip() or not title.source.strip() else title
         return Match(terms=(), snippet=snippet(field.source, []), field=field.name)
-    field, chosen = (doc.text, in_text) if in_text else (doc.title, in_title)
+    field, chosen = text, text_spans
+    for w in (*any_words, *text_words) if text_words else any_words:
+        found = text.exact(w)
+        chosen.extend(zip(found, found, strict=True))
+    if not chosen:
+        field, chosen = title, title_spans
+        for w in (*any_words, *title_words) if title_words else any_words:
+            found = title.exact(w)
+            chosen.extend(zip(found, found, strict=True))
     # Offsets only for spans that can fall in the window, found in order until one starts past it. Two
     # terms with the same span (Vucic OR Вучић) would only mark it twice, so duplicates go first.
     span = field.span
     limit = -1
     ranges: list[tuple[int, int]] = []
-    for a, b in sorted(set(chosen)):
+    for a, b in sorted(set(chosen)) if len(chosen) > 1 else chosen:
         start, end = span(a)
         if limit < 0:
             limit = start + SNIPPET_CHARS
@@ -555,15 +587,19 @@ class TopicIndex:
                     self._words.setdefault(text, []).append(i)
         self._word_keys = frozenset(self._words)
         self._prefix_tables = [(n, frozenset(table), table) for n, table in self._prefixes.items()]
+        # Most documents meet one key word or none: its topics, already in topic order, need no set.
+        self._simple = not self._always and not self._prefix_tables
 
     def __len__(self) -> int:
         return len(self._names)
 
     def candidates(self, doc: Document) -> list[int]:
         """Indices of the topics that could match ``doc``, in topic order."""
+        hit = doc.vocab & self._word_keys
+        if self._simple and len(hit) < 2:
+            return list(self._words[hit.pop()]) if hit else []
         found = set(self._always)
-        for word in doc.vocab & self._word_keys:
-            found.update(self._words[word])
+        found.update(*map(self._words.__getitem__, hit))  # one call, however many words hit
         for n, keys, table in self._prefix_tables:
             for head in keys.intersection(map(operator.itemgetter(slice(0, n)), doc.vocab)):
                 found.update(table[head])
@@ -571,9 +607,10 @@ class TopicIndex:
 
     def matching(self, doc: Document) -> list[str]:
         """Names of the topics that match, without building Matches (no positions or snippets)."""
-        return [self._names[i] for i in self.candidates(doc) if self._preds[i](doc)]
+        names, preds = self._names, self._preds
+        return [names[i] for i in self.candidates(doc) if preds[i](doc)]
 
     def match(self, doc: Document) -> dict[str, LazyMatch]:
         """The topics that match, each with a Match built only if its terms or snippet are asked for."""
-        compiled, names = self._compiled, self._names
-        return {names[i]: LazyMatch(compiled[i], doc) for i in self.candidates(doc) if self._preds[i](doc)}
+        compiled, names, preds = self._compiled, self._names, self._preds
+        return {names[i]: LazyMatch(compiled[i], doc) for i in self.candidates(doc) if preds[i](doc)}
