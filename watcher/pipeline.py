@@ -38,6 +38,7 @@ from watcher.fetch import Fetcher
 from watcher.fingerprint import Fingerprint, NearDupSettings, band_keys, fingerprint
 from watcher.match import TopicIndex, prepare
 from watcher.models import (
+    FeedState,
     FeedStatus,
     FetchRequest,
     FetchResult,
@@ -128,18 +129,21 @@ async def poll_all(rt: Runtime, feeds: Sequence[FeedConfig] | None = None) -> li
     """
     targets = list(rt.config.feeds if feeds is None else feeds)
     in_flight = asyncio.Semaphore(2 * rt.config.watcher.concurrency)
+    # one query for every feed's state instead of one per feed (a warm cycle is little else per feed)
+    states = {s.url: s for s in rt.store.feed_states()} if len(targets) > 1 else {}
 
     async def one(feed: FeedConfig) -> PollOutcome:
         async with in_flight:
-            return await poll_feed(rt, feed)
+            return await poll_feed(rt, feed, states.pop(feed.url, None))
 
     return list(await asyncio.gather(*(one(f) for f in targets)))
 
 
-async def poll_feed(rt: Runtime, feed: FeedConfig) -> PollOutcome:
+async def poll_feed(rt: Runtime, feed: FeedConfig, state: FeedState | None = None) -> PollOutcome:
+    """Poll one feed; ``state`` is its stored state when the caller read it already."""
     started = time.monotonic()
     try:
-        return await _poll_feed(rt, feed, started)
+        return await _poll_feed(rt, feed, started, state)
     except asyncio.CancelledError:
         raise
     except Exception as e:  # a bug must cost one feed, not the cycle
@@ -154,9 +158,10 @@ def _since(started: float) -> float:
     return time.monotonic() - started
 
 
-async def _poll_feed(rt: Runtime, feed: FeedConfig, started: float) -> PollOutcome:
+async def _poll_feed(rt: Runtime, feed: FeedConfig, started: float, state: FeedState | None) -> PollOutcome:
     store, cfg = rt.store, rt.config
-    state = store.feed_state(feed.url)
+    if state is None:
+        state = store.feed_state(feed.url)
     if state.status == FeedStatus.GONE:
         return PollOutcome(url=feed.url, status=FeedStatus.GONE, error=state.last_error)
     now = rt.clock()

@@ -26,8 +26,8 @@ from watcher.store.store import Store
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 
-MAX_JOBS = 64  # per transaction: bounds how long one batch holds the event loop and the write lock
-LINGER = 0.05  # seconds a job may wait for others while the writer is busy
+MAX_JOBS = 128  # per transaction: bounds how long one batch holds the event loop and the write lock
+LINGER = 0.2  # seconds a job may wait for others while the writer is busy
 
 
 class GroupCommit:
