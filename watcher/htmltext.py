@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from html import unescape
 from html.parser import HTMLParser
 from urllib.parse import urljoin, urlsplit
 
@@ -50,6 +51,22 @@ _CELL = frozenset({"td", "th"})
 # flag, not a depth counter that an unclosed tag could leave stuck.
 _SKIP = frozenset({"script", "style"})
 _FEED_CHUNK = 65_536
+# The tag shapes on which html.parser (3.11 and the later, stricter releases alike) cannot disagree with a plain
+# split: a start tag of ASCII name and attributes, each name=value with a quoted value free of "<" and ">" or a
+# bare value of plain characters, separated by ASCII whitespace; or an end tag "</name>". Anything else (a
+# comment, a stray "<", "</p >", a Unicode space inside a tag) leaves the fragment to the real parser.
+_TAG_WS = "[\t\n\r\f ]"
+_SIMPLE_ATTR = (
+    rf"{_TAG_WS}+[A-Za-z_:][-A-Za-z0-9_:.]*"
+    rf"(?:{_TAG_WS}*={_TAG_WS}*(?:\"[^\"<>]*\"|'[^'<>]*'|[-A-Za-z0-9_.:,;!?#$%&()*+@~]+))?"
+)
+_SIMPLE_TAG = re.compile(rf"<(/)?([A-Za-z][A-Za-z0-9]*)(?(1)|(?:{_SIMPLE_ATTR})*{_TAG_WS}*/?)>")
+# Elements whose content some html.parser release reads as raw text (script and style in 3.11; later releases
+# add more): their bodies are not markup, so fragments that use them always take the real parser.
+_RAW_TEXT = frozenset(
+    "script style textarea title xmp iframe noembed noframes noscript plaintext svg math template".split()
+)
+_TAG_TEXT = dict.fromkeys(_BLOCK, "\n") | dict.fromkeys(_CELL, " ")
 _FEED_LINK_TYPES = frozenset(
     {"application/rss+xml", "application/atom+xml", "application/rdf+xml", "application/feed+json"}
     # older or home-made spellings seen on real sites
@@ -60,20 +77,33 @@ _DISCOVERY_BYTES = 512_000
 
 def clean(s: str) -> str:
     """``s`` without control characters, lone surrogates or non-characters; CR/CRLF become LF."""
+    # Every character this changes is a control (Cc), a surrogate (Cs) or a non-character (Cn), none of which
+    # str.isprintable() accepts; one C-level pass per line spares the usual case three regex scans.
+    if all(map(str.isprintable, s.split("\n"))):
+        return s
     s = s.replace("\r\n", "\n").replace("\r", "\n")
     s = _VTAB_FF.sub(" ", s)
     return _CONTROL.sub("", s)
 
 
+def _is_collapsed(line: str) -> bool:
+    """True when ``" ".join(line.split()) == line``, without splitting the line into words.
+
+    The ASCII space is the only whitespace character str.isprintable() accepts, so a printable line is
+    already collapsed unless it has two spaces in a row or one at either end.
+    """
+    return line.isprintable() and "  " not in line and line[:1] != " " and line[-1:] != " "
+
+
 def collapse_inline(s: str) -> str:
     """All runs of whitespace (line breaks included) become one space: for titles, names, one-liners."""
-    return " ".join(s.split())
+    return s if _is_collapsed(s) else " ".join(s.split())
 
 
 def collapse_block(s: str) -> str:
     """Whitespace collapsed within each line; blank lines dropped, so paragraphs are separated by one LF."""
-    lines = (" ".join(line.split()) for line in s.split("\n"))
-    return "\n".join(line for line in lines if line)
+    lines = [line if _is_collapsed(line) else " ".join(line.split()) for line in filter(None, s.split("\n"))]
+    return "\n".join(filter(None, lines))
 
 
 def truncate(s: str, limit: int) -> str:
@@ -142,6 +172,11 @@ def html_to_text(html: str, *, limit: int, inline: bool = False) -> str:
     bounds the work for hostile inputs.
     """
     html = html[: max(limit * 10, 10_000)]
+    simple = _simple_markup_text(html) if len(html) <= min(limit, _FEED_CHUNK) else None
+    if simple is not None:
+        text = clean(simple)
+        text = collapse_inline(text) if inline else collapse_block(text)
+        return truncate(text, limit)
     parser = _TextExtractor(limit)
     for start in range(0, len(html), _FEED_CHUNK):
         parser.feed(html[start : start + _FEED_CHUNK])
@@ -154,12 +189,34 @@ def html_to_text(html: str, *, limit: int, inline: bool = False) -> str:
     return truncate(text, limit)
 
 
+def _simple_markup_text(html: str) -> str | None:
+    """What :class:`_TextExtractor` emits for ``html``, when ``html`` is made only of text and simple tags;
+    None for anything else.
+
+    It relies on what html.parser does with such input: one data event per run of text between tags, with
+    its character references decoded (``unescape`` per run, never across a tag), and one tag event per tag.
+    Callers only pass input of at most ``limit`` characters in one parser chunk: decoding a reference and
+    replacing a tag both shorten, so the extractor would never have reached its limit either.
+    """
+    pieces = _SIMPLE_TAG.split(html)  # text, "/" or None, name, text, ...
+    names = [name.lower() for name in pieces[2::3]]
+    if html.count("<") != len(names) or not _RAW_TEXT.isdisjoint(names):
+        return None  # a "<" that is not a simple tag, or an element whose body is not markup
+    texts = pieces[0::3]
+    if "&" in html:
+        texts = [unescape(t) for t in texts]
+    pieces[0::3] = texts
+    pieces[1::3] = [_TAG_TEXT.get(name, "") for name in names]
+    del pieces[2::3]
+    return "".join(pieces)
+
+
 def plain_text(value: str | None, *, is_html: bool, limit: int, inline: bool = False) -> str:
     """The plain text of a feed field: HTML-typed values, and plain-typed values that evidently hold markup,
     go through :func:`html_to_text`; the rest are only cleaned, collapsed and capped."""
     if not value:
         return ""
-    if is_html or looks_like_markup(value[: limit * 10]):
+    if is_html or (("<" in value or "&" in value) and looks_like_markup(value[: limit * 10])):
         return html_to_text(value, limit=limit, inline=inline)
     value = clean(value[: limit * 2])
     value = collapse_inline(value) if inline else collapse_block(value)

@@ -46,6 +46,13 @@ EARLIEST = datetime(1990, 1, 1, tzinfo=UTC)
 FUTURE_SLACK = timedelta(days=2)
 
 _LANGUAGE = re.compile(r"[a-z]{2,3}(?:-[a-z0-9]{1,8})*")
+# An absolute link that resolving leaves as it is: lower-case http(s), an ASCII host, no space or control
+# after it (callers also require str.isprintable()), no ";" in the path (urlparse would split it off as
+# params) and no empty "?" or "#" (urlunparse drops them). Most feeds' links have this shape, and
+# absolute_link returns them after one match.
+_PLAIN_ABSOLUTE = re.compile(
+    r"https?://[A-Za-z0-9.-]+(?:/[^\x00-\x20\x7f;?#]*)?(?:\?[^\x00-\x20\x7f#]+)?(?:#[^\x00-\x20\x7f]+)?"
+)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -80,6 +87,12 @@ def absolute_link(link: str | None, base: str | None) -> str | None:
     """
     if not link:
         return None
+    plain = link.strip() if len(link) <= LINK_LIMIT else ""
+    if plain and plain.isprintable() and _PLAIN_ABSOLUTE.fullmatch(plain) is not None and _parses(base):
+        # What the general path below would return: clean() and the whitespace join only remove the
+        # whitespace around it (a printable string holds no other whitespace and nothing clean() drops),
+        # and urljoin gives such a link back unchanged.
+        return plain
     link = "".join(clean(link[: LINK_LIMIT * 2]).split())  # feeds wrap long URLs over several lines
     if not link or len(link) > LINK_LIMIT:
         return None
@@ -96,6 +109,18 @@ def absolute_link(link: str | None, base: str | None) -> str | None:
     if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
         return None
     return resolved
+
+
+def _parses(base: str | None) -> bool:
+    """Whether urljoin can parse ``base`` (it raises on some, such as "http://[::1"); cheap, since urlsplit
+    caches its results and one feed's links share their base."""
+    if not base:
+        return True
+    try:
+        urlsplit(base)
+    except ValueError:
+        return False
+    return True
 
 
 def plausible_date(value: datetime | None, now: datetime) -> datetime | None:
