@@ -313,8 +313,8 @@ def analyse_items(
         found = index.match(prepare(title, text)) if topics else {}
         # concrete Matches: they are built here, on the worker's CPU, and pickle without their document
         matches = {name: Match(terms=m.terms, snippet=m.snippet, field=m.field) for name, m in found.items()}
-        fp = fingerprint(title, text) if is_new else None
         folded = fold(text) if is_new else None  # an update is re-indexed by the store's trigger
+        fp = fingerprint(title, text, folded_text=folded) if is_new else None
         out.append((fp, tuple(band_keys(fp)) if fp is not None else (), matches, folded))
     return out
 
