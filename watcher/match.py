@@ -39,13 +39,14 @@ class Field:
 
     __slots__ = ("_locator", "_positions", "folded", "name", "source", "tokens")
 
-    def __init__(self, name: str, source: str) -> None:
+    def __init__(
+        self, name: str, source: str, folded: str | None = None, tokens: list[str] | None = None
+    ) -> None:
+        """``folded`` and ``tokens``, if given, must be ``_folded(source)`` and its split."""
         self.name = name
         self.source = source
-        # Tokens separated by whitespace, with a leading space: " " + prefix occurs in it exactly where a
-        # token starts with that prefix, so prefix checks are one C-level substring search.
-        self.folded = " " + token_text(source)
-        self.tokens = self.folded.split()
+        self.folded = _folded(source) if folded is None else folded
+        self.tokens = self.folded.split() if tokens is None else tokens
         self._positions: dict[str, list[int]] | None = None
         self._locator: TokenLocator | None = None
 
@@ -97,21 +98,61 @@ class Field:
         return is_glue(self.source[self.span(i)[1] : self.span(i + 1)[0]])
 
 
-class Document:
-    """An item prepared once for matching against any number of queries."""
+def _folded(source: str) -> str:
+    # Tokens separated by whitespace, with a leading space: " " + prefix occurs in it exactly where a
+    # token starts with that prefix, so prefix checks are one C-level substring search.
+    return " " + token_text(source)
 
-    __slots__ = ("text", "title", "vocab")
+
+class Document:
+    """An item prepared once for matching against any number of queries.
+
+    Holds each field's folded text and tokens, which set checks and scoped words need; the ``Field`` objects
+    (positions, offsets) are made on first use, since most documents are decided without them.
+    """
+
+    __slots__ = (
+        "_text",
+        "_title",
+        "text_folded",
+        "text_source",
+        "text_tokens",
+        "title_folded",
+        "title_source",
+        "title_tokens",
+        "vocab",
+    )
 
     def __init__(self, title: str, text: str) -> None:
-        self.title = Field("title", title)
-        self.text = Field("text", text)
-        vocab = self.vocab = set(self.title.tokens)
-        vocab.update(self.text.tokens)
+        self.title_source = title
+        self.text_source = text
+        self.title_folded = folded = _folded(title)
+        self.title_tokens = tokens = folded.split()
+        self.vocab = vocab = set(tokens)
+        self.text_folded = folded = _folded(text)
+        self.text_tokens = tokens = folded.split()
+        vocab.update(tokens)
+        self._title: Field | None = None
+        self._text: Field | None = None
+
+    @property
+    def title(self) -> Field:
+        field = self._title
+        if field is None:
+            field = self._title = Field("title", self.title_source, self.title_folded, self.title_tokens)
+        return field
+
+    @property
+    def text(self) -> Field:
+        field = self._text
+        if field is None:
+            field = self._text = Field("text", self.text_source, self.text_folded, self.text_tokens)
+        return field
 
     def has_prefix(self, prefix: str) -> bool:
         """Some token of either field starts with ``prefix``."""
         head = " " + prefix
-        return head in self.text.folded or head in self.title.folded
+        return head in self.text_folded or head in self.title_folded
 
     def fields(self, scope: Scope) -> tuple[Field, ...]:
         if scope is Scope.TITLE:
@@ -164,8 +205,8 @@ def _term_pred(term: Term) -> Pred:
         if scope is Scope.ANY:
             return lambda d: word in d.vocab
         if scope is Scope.TITLE:
-            return lambda d: word in d.vocab and word in d.title.tokens  # list scans run in C
-        return lambda d: word in d.vocab and word in d.text.tokens
+            return lambda d: word in d.vocab and word in d.title_tokens  # list scans run in C
+        return lambda d: word in d.vocab and word in d.text_tokens
     if only is not None and scope is Scope.ANY:
         return lambda d: d.has_prefix(only.text)
     # Phrases, codes and scoped prefixes: a document-wide vocabulary check first, positions only if it passes.
@@ -235,10 +276,10 @@ def _generate(root: Node) -> Pred:
                 w = const(only.text)
                 if node.scope is Scope.ANY:
                     return f"{w} in V"
-                return f"({w} in V and {w} in d.{node.scope.value}.tokens)"
+                return f"({w} in V and {w} in d.{node.scope.value}_tokens)"
             if only is not None and node.scope is Scope.ANY:
                 h = const(" " + only.text)
-                return f"({h} in d.text.folded or {h} in d.title.folded)"
+                return f"({h} in d.text_folded or {h} in d.title_folded)"
             # Some variant's exact words must all be in the vocabulary: checked here, before the call.
             exact = [frozenset(w.text for w in v if not w.prefix) for v in node.variants]
             call = f"{const(_term_pred(node))}(d)"
@@ -413,7 +454,6 @@ def build_match(compiled: Compiled, doc: Document) -> Match:
     code found in the text is not looked for in the title.
     """
     vocab = doc.vocab
-    text, title = doc.text, doc.title
     terms: dict[str, None] = {}
     any_words: list[str] = []  # unscoped single words: in the text, the title or both
     text_words: list[str] = []
@@ -428,35 +468,38 @@ def build_match(compiled: Compiled, doc: Document) -> Match:
                     terms[term.source] = None
                     any_words.append(word)
                 elif scope is Scope.TEXT:
-                    if word in text.tokens:
+                    if word in doc.text_tokens:
                         terms[term.source] = None
                         text_words.append(word)
-                elif word in title.tokens:
+                elif word in doc.title_tokens:
                     terms[term.source] = None
                     title_words.append(word)
             continue
         if not gate(doc):
             continue
         if scope is not Scope.TITLE:
-            spans = term_spans(term, text)
+            spans = term_spans(term, doc.text)
             if spans:
                 terms[term.source] = None
                 text_spans.extend(spans)
                 continue
         if scope is not Scope.TEXT:
-            spans = term_spans(term, title)
+            spans = term_spans(term, doc.title)
             if spans:
                 terms[term.source] = None
                 title_spans.extend(spans)
     if not terms:
-        field = text if text.source.strip() or not title.source.strip() else title
-        return Match(terms=(), snippet=snippet(field.source, []), field=field.name)
-    field, chosen = text, text_spans
+        if doc.text_source.strip() or not doc.title_source.strip():
+            return Match(terms=(), snippet=snippet(doc.text_source, []), field="text")
+        return Match(terms=(), snippet=snippet(doc.title_source, []), field="title")
+    field = text = doc.text
+    chosen = text_spans
     for w in (*any_words, *text_words) if text_words else any_words:
         found = text.exact(w)
         chosen.extend(zip(found, found, strict=True))
     if not chosen:
-        field, chosen = title, title_spans
+        field = title = doc.title
+        chosen = title_spans
         for w in (*any_words, *title_words) if title_words else any_words:
             found = title.exact(w)
             chosen.extend(zip(found, found, strict=True))
@@ -587,7 +630,6 @@ class TopicIndex:
                     self._words.setdefault(text, []).append(i)
         self._word_keys = frozenset(self._words)
         self._prefix_tables = [(n, frozenset(table), table) for n, table in self._prefixes.items()]
-        # Most documents meet one key word or none: its topics, already in topic order, need no set.
         self._simple = not self._always and not self._prefix_tables
 
     def __len__(self) -> int:
@@ -596,10 +638,11 @@ class TopicIndex:
     def candidates(self, doc: Document) -> list[int]:
         """Indices of the topics that could match ``doc``, in topic order."""
         hit = doc.vocab & self._word_keys
-        if self._simple and len(hit) < 2:
-            return list(self._words[hit.pop()]) if hit else []
+        if self._simple and not hit:
+            return []
         found = set(self._always)
-        found.update(*map(self._words.__getitem__, hit))  # one call, however many words hit
+        for word in hit:
+            found.update(self._words[word])
         for n, keys, table in self._prefix_tables:
             for head in keys.intersection(map(operator.itemgetter(slice(0, n)), doc.vocab)):
                 found.update(table[head])
