@@ -315,7 +315,9 @@ class TokenLocator:
             raise IndexError(i)
         start = len(aligned) - len(pieces[-1])
         self._known = (i, start)
-        return start, start + len(pieces[-1].split(None, 1)[0])
+        # The aligned text's only whitespace is " ", so the token ends at the next one: no copy of the rest.
+        end = aligned.find(b" ", start) if isinstance(aligned, bytes) else aligned.find(" ", start)
+        return start, end if end >= 0 else len(aligned)
 
 
 def _tokenize_word(s: str) -> list[Token]:
