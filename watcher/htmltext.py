@@ -102,8 +102,27 @@ def collapse_inline(s: str) -> str:
 
 def collapse_block(s: str) -> str:
     """Whitespace collapsed within each line; blank lines dropped, so paragraphs are separated by one LF."""
-    lines = [line if _is_collapsed(line) else " ".join(line.split()) for line in filter(None, s.split("\n"))]
-    return "\n".join(filter(None, lines))
+    return _join_lines(list(filter(None, s.split("\n"))), printable=False)
+
+
+def _join_lines(lines: list[str], *, printable: bool) -> str:
+    """collapse_block of these non-empty lines; ``printable`` says every one is known to be printable.
+    (_is_collapsed, inlined: this runs for every line of every item.)"""
+    out = [
+        line
+        if (printable or line.isprintable()) and "  " not in line and line[0] != " " and line[-1] != " "
+        else " ".join(line.split())
+        for line in lines
+    ]
+    return "\n".join(filter(None, out))
+
+
+def _clean_collapse_block(s: str) -> str:
+    """``collapse_block(clean(s))``, with ``s`` split into lines once when clean() would change nothing."""
+    lines = list(filter(None, s.split("\n")))
+    if all(map(str.isprintable, lines)):  # the test clean() makes, see there
+        return _join_lines(lines, printable=True)
+    return collapse_block(clean(s))
 
 
 def truncate(s: str, limit: int) -> str:
@@ -172,20 +191,17 @@ def html_to_text(html: str, *, limit: int, inline: bool = False) -> str:
     bounds the work for hostile inputs.
     """
     html = html[: max(limit * 10, 10_000)]
-    simple = _simple_markup_text(html) if len(html) <= min(limit, _FEED_CHUNK) else None
-    if simple is not None:
-        text = clean(simple)
-        text = collapse_inline(text) if inline else collapse_block(text)
-        return truncate(text, limit)
-    parser = _TextExtractor(limit)
-    for start in range(0, len(html), _FEED_CHUNK):
-        parser.feed(html[start : start + _FEED_CHUNK])
-        if parser.full:
-            break
-    else:
-        parser.close()
-    text = clean("".join(parser.parts))
-    text = collapse_inline(text) if inline else collapse_block(text)
+    text = _simple_markup_text(html) if len(html) <= min(limit, _FEED_CHUNK) else None
+    if text is None:
+        parser = _TextExtractor(limit)
+        for start in range(0, len(html), _FEED_CHUNK):
+            parser.feed(html[start : start + _FEED_CHUNK])
+            if parser.full:
+                break
+        else:
+            parser.close()
+        text = "".join(parser.parts)
+    text = collapse_inline(clean(text)) if inline else _clean_collapse_block(text)
     return truncate(text, limit)
 
 
@@ -218,8 +234,8 @@ def plain_text(value: str | None, *, is_html: bool, limit: int, inline: bool = F
         return ""
     if is_html or (("<" in value or "&" in value) and looks_like_markup(value[: limit * 10])):
         return html_to_text(value, limit=limit, inline=inline)
-    value = clean(value[: limit * 2])
-    value = collapse_inline(value) if inline else collapse_block(value)
+    value = value[: limit * 2]
+    value = collapse_inline(clean(value)) if inline else _clean_collapse_block(value)
     return truncate(value, limit)
 
 
