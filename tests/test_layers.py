@@ -16,7 +16,7 @@ OWNERS = {
     "sqlite_utils": ("watcher/store/",),
     "feedparser": ("watcher/parse.py",),
     "fastfeedparser": ("watcher/parse.py", "watcher/fastparse.py"),
-    "httpx": ("watcher/fetch.py", "watcher/netguard.py", "watcher/notify/"),
+    "httpx": ("watcher/fetch.py", "watcher/http1.py", "watcher/netguard.py", "watcher/notify/"),
     "smtplib": ("watcher/notify/email.py",),
     "apscheduler": ("watcher/daemon.py", "watcher/schedule.py"),
     "click": ("watcher/cli/",),
