@@ -357,6 +357,18 @@ def test_topic_index_skips_topics_without_their_words() -> None:
     assert index.candidates(prepare("", "beta")) != [1]
 
 
+def test_topic_index_rekeys_by_the_rarer_clause_after_learning() -> None:
+    q = parse_query("common AND rare")
+    index = TopicIndex([("t", q)], learn=3)
+    only_common = prepare("", "common words only")
+    assert index.candidates(only_common) == [0]  # statically keyed by the first side
+    for text in ("common", "common again", "rare and common"):
+        index.candidates(prepare("", text))
+    assert index.candidates(only_common) == []  # "rare" was in fewer of the three
+    assert index.candidates(prepare("", "rare")) == [0]
+    assert index.match(prepare("", "rare, common")) == {"t": match(q, prepare("", "rare, common"))}
+
+
 def test_purely_negative_topics_are_always_candidates() -> None:
     index = TopicIndex([("quiet", parse_query("NOT noise")), ("x", parse_query("x"))])
     assert index.candidates(prepare("", "anything")) == [0]
