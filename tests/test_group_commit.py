@@ -48,14 +48,36 @@ async def test_a_failing_job_is_rolled_back_alone_and_its_caller_gets_the_error(
 
 
 async def test_an_idle_writer_commits_at_once_and_a_busy_one_groups(store: Store) -> None:
-    writer = GroupCommit(store, linger=3600)  # a busy writer would wait an hour unless the batch fills up
-    assert await writer.run(lambda: _set_title(store, 0)) == 0  # idle: written at once, no linger
+    writer = GroupCommit(store, max_jobs=3)
+    loop = asyncio.get_running_loop()
+    ran: list[int] = []
+
+    def costly(i: int) -> int:
+        # a write that takes 50 ms of loop time: the next jobs may wait up to that long for companions
+        until = loop.time() + 0.05
+        while loop.time() < until:
+            pass
+        ran.append(i)
+        return _set_title(store, i)
+
+    assert await writer.run(lambda: costly(0)) == 0  # idle: written at once, no wait
     assert _titles(store.path)["http://x/0"] == "t0"
-    writer.max_jobs = 3
-    # busy now (it just wrote): these wait for companions, and the third fills the batch
-    results = await asyncio.gather(*(writer.run(lambda i=i: _set_title(store, i)) for i in (1, 2, 3)))
-    assert results == [1, 2, 3]
+    first = asyncio.ensure_future(writer.run(lambda: costly(1)))
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert ran == [0]  # busy: the job waits for companions...
+    rest = [writer.run(lambda i=i: costly(i)) for i in (2, 3)]
+    assert await asyncio.gather(first, *rest) == [1, 2, 3]  # ...and the full batch is written at once
     assert writer.batches == 2
+
+
+async def test_cheap_writes_make_jobs_wait_no_longer_than_they_cost(store: Store) -> None:
+    """A warm cycle's writes take a millisecond: a fixed wait for companions would idle the cycle."""
+    writer = GroupCommit(store, linger=3600)
+    async with asyncio.timeout(30):  # a bound, not a measurement: waiting for companions would take an hour
+        for i in range(4):  # one at a time, each after the previous one
+            assert await writer.run(lambda i=i: _set_title(store, i)) == i
+    assert writer.batches == 4
 
 
 async def test_more_jobs_than_a_batch_holds_are_all_written(store: Store) -> None:

@@ -53,7 +53,7 @@ from watcher.models import (
 from watcher.parse import parse_feed
 from watcher.query import Query
 from watcher.store import Store, neardup
-from watcher.store.batch import GroupCommit
+from watcher.store.batch import MAX_JOBS, GroupCommit
 from watcher.stories import NewItem, StoryFinder
 from watcher.text import fold
 
@@ -82,7 +82,9 @@ class Runtime:
     def __post_init__(self) -> None:
         self._indexes: dict[tuple[str, ...], tuple[TopicIndex, dict[str, Topic]]] = {}
         self.neardup = NearDupSettings()
-        self.writer = GroupCommit(self.store)
+        # poll_all keeps at most twice the fetch concurrency of feeds in flight: once that many wait on the
+        # writer, no other job can come, so the batch is full
+        self.writer = GroupCommit(self.store, max_jobs=min(MAX_JOBS, 2 * self.config.watcher.concurrency))
 
     def topics_for(self, feed: FeedConfig) -> tuple[TopicIndex, dict[str, Topic]]:
         """The compiled index of the topics that watch this feed, shared by feeds with the same topics."""
