@@ -103,7 +103,7 @@ class _HashCache(dict[str, int]):
         return value
 
 
-_CACHE_MAX = 200_000
+_CACHE_MAX = 50_000  # entries per cache: a few MB each at most in a long-running worker (five caches)
 _WORD_HASHES = _HashCache(_h32)
 # Number-context hashes: a number's value (of a number word: of its digits), and the words before and
 # after it; and whether a word is a word (1) or a number (0).

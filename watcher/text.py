@@ -374,7 +374,7 @@ class _WordTokenCache(dict[str, tuple[str, ...]]):
         return value
 
 
-_WORD_CACHE_LIMIT = 100_000
+_WORD_CACHE_LIMIT = 50_000
 _WORD_SPANS = _WordCache()
 _WORD_TOKENS = _WordTokenCache()
 
