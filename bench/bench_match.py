@@ -36,9 +36,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from watcher.match import TopicIndex, prepare
+from watcher.match import prepare
 from watcher.models import Match
 from watcher.query import Query, parse_query
+from watcher.topicindex import TopicIndex
 
 ENGLISH = """the of and to in a is that for on was with he it as by at from his an were are which this be has
 had not but have its after they who been their one new also more two first year said will would than other

@@ -25,10 +25,11 @@ from watcher import dedup
 from watcher.errors import ParseError, QuerySyntaxError
 from watcher.explain import explain
 from watcher.fingerprint import band_keys, fingerprint
-from watcher.match import TopicIndex, match, prepare
+from watcher.match import match, prepare
 from watcher.models import Item
 from watcher.parse import parse_feed
 from watcher.query import Query, parse_query
+from watcher.topicindex import TopicIndex
 
 NOW = datetime(2024, 6, 10, tzinfo=UTC)
 URL = "https://feeds.example.com/feed"

@@ -25,7 +25,7 @@ OWNERS = {
 ADAPTERS = ("watcher.fetch", "watcher.parse", "watcher.store", "watcher.notify")
 PURE = ("watcher.text", "watcher.query", "watcher.match", "watcher.urls", "watcher.policy", "watcher.units",
         "watcher.dedup", "watcher.fingerprint", "watcher.models", "watcher.errors", "watcher.digest",
-        "watcher.ftsquery", "watcher.explain")  # fmt: skip
+        "watcher.ftsquery", "watcher.explain", "watcher.topicindex")  # fmt: skip
 
 
 def _imports(path: Path) -> set[str]:

@@ -10,16 +10,15 @@ from watcher.explain import explain
 from watcher.match import (
     Document,
     LazyMatch,
-    TopicIndex,
     _compile,
     compile_query,
     match,
     prepare,
-    required_keys,
 )
 from watcher.models import MARK_CLOSE, MARK_OPEN, Match
 from watcher.query import Query, parse_query
 from watcher.text import snippet
+from watcher.topicindex import TopicIndex, required_keys
 
 ALIASES = {"fk3": ["FK-3", "HQ-22", '"Hong Qi 22"'], "serbia": ["Serbia", "Srbija", "Србија"]}
 

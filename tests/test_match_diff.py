@@ -19,10 +19,11 @@ from pathlib import Path
 import pytest
 
 from tests.test_match import _reference_match
-from watcher.match import Document, TopicIndex, _compile, compile_query, prepare
+from watcher.match import Document, _compile, compile_query, prepare
 from watcher.models import Match
 from watcher.parse import parse_feed
 from watcher.query import Query, parse_query
+from watcher.topicindex import TopicIndex
 
 _ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(_ROOT / "bench"))

@@ -19,12 +19,13 @@ from datetime import UTC, date, datetime, timedelta
 
 from watcher.config import Config, Topic
 from watcher.ftsquery import to_fts
-from watcher.match import TopicIndex, prepare
+from watcher.match import prepare
 from watcher.models import body_text
 from watcher.query import Query
 from watcher.store import Store, parse_ts, ts
 from watcher.store import fts as store_fts
 from watcher.store.fts import PruneCounts
+from watcher.topicindex import TopicIndex
 from watcher.units import parse_duration
 
 __all__ = [

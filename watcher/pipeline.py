@@ -37,7 +37,7 @@ from watcher.dedup import Classified, Decision
 from watcher.errors import ParseError
 from watcher.fetch import Fetcher
 from watcher.fingerprint import Fingerprint, NearDupSettings, band_keys, fingerprint
-from watcher.match import TopicIndex, prepare
+from watcher.match import prepare
 from watcher.models import (
     FeedState,
     FeedStatus,
@@ -56,6 +56,7 @@ from watcher.store import Store, neardup
 from watcher.store.batch import MAX_JOBS, GroupCommit
 from watcher.stories import NewItem, StoryFinder
 from watcher.text import fold
+from watcher.topicindex import TopicIndex
 
 if TYPE_CHECKING:  # imported where needed: trafilatura costs ~0.13 s of start-up to every `watcher poll`
     from watcher import fulltext

@@ -101,7 +101,8 @@ def match_cmd(ctx: Ctx, query: str, text: str | None, title: str, file: Any) -> 
 @pass_ctx
 def backtest(ctx: Ctx, topic: str | None, query_text: str | None, fmt: str) -> None:
     """Run a query over every stored item: what it would have matched, with counts per feed."""
-    from watcher.match import TopicIndex, prepare
+    from watcher.match import prepare
+    from watcher.topicindex import TopicIndex
 
     cfg = ctx.config
     wanted, q = topic_or_query(cfg, topic, query_text, "give exactly one of --topic or --query")
