@@ -251,6 +251,10 @@ class Daemon:
                     len(self.config.feeds), len(self.config.topics), self.config.database_path,
                 )  # fmt: skip
                 await self.stop.wait()
+                scheduler.pause()
+                # A tick already handed to the loop runs its one step now: shutdown would cancel it, and
+                # APScheduler logs a cancelled job as an error with a traceback.
+                await asyncio.sleep(0)
                 scheduler.shutdown(wait=False)
                 if self._http is not None:
                     self._http.stop()  # winds down alongside the polls, within the same grace

@@ -49,25 +49,14 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit
 
+# httpx is used above our own transport (watcher/http1.py): httpcore, and with it anyio, h11, certifi and
+# (when installed) trio, is never imported, which a warm poll's start-up notices.
+import httpx
+
 from watcher import models
 from watcher.http1 import Transport
 from watcher.models import FetchRequest, FetchResult, FetchStatus
 from watcher.netguard import check_address, find_problem
-
-# httpcore imports trio whenever it is installed (~40 ms, more than the rest of httpx), and Watcher only ever
-# runs on asyncio: hide trio while httpcore loads, so that httpcore takes its asyncio-only path. Nothing else
-# changes: `import trio` works again as soon as httpcore is loaded.
-# Since watcher/http1.py replaced httpcore's transport nothing uses httpcore, but tests/test_imports.py takes
-# its presence as the sign that a poll ran; dropping this import would save ~12 ms per process.
-_HIDE_TRIO = "trio" not in sys.modules and "httpcore" not in sys.modules
-if _HIDE_TRIO:
-    sys.modules["trio"] = None  # type: ignore[assignment]
-try:
-    import httpcore  # noqa: F401
-    import httpx
-finally:
-    if _HIDE_TRIO:
-        del sys.modules["trio"]
 
 __all__ = ["ACCEPT", "PAGE_ACCEPT", "Fetcher", "check_address", "parse_retry_after"]
 
