@@ -53,7 +53,7 @@ async def test_an_idle_writer_commits_at_once_and_a_busy_one_groups(store: Store
     ran: list[int] = []
 
     def costly(i: int) -> int:
-        # a write that takes 50 ms of loop time: the next jobs may wait up to that long for companions
+        # a write that takes 50 ms of loop time: the next jobs may wait a tenth of that for companions
         until = loop.time() + 0.05
         while loop.time() < until:
             pass
