@@ -14,7 +14,9 @@ while writes keep coming, a job waits up to that tenth (at most ``linger``) for 
 batch is written at once. A warm cycle's millisecond writes then wait nothing to speak of (a fixed 0.2 s wait
 idled every batch of 304s that long). For a cold cycle at 2,000 feeds, where the writer is the bottleneck,
 waiting the whole last cost took 51.7 s, a quarter 48.5 s, a tenth 45.6 s, a twentieth 46.1 s and a
-hundredth 52.1 s (smaller batches rewrite the same index pages more often).
+hundredth 52.1 s (smaller batches rewrite the same index pages more often). A job may always wait 5 ms:
+without that floor a warm cycle of 2,000 feeds committed 1,202 times and took 1.18 s; with it, 85 times and
+1.06 s.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ log = logging.getLogger(__name__)
 MAX_JOBS = 128  # per transaction: bounds how long one batch holds the event loop and the write lock
 LINGER = 0.2  # at most this many seconds a job waits for others while the writer is busy
 SHARE = 10  # ...and at most the last batch's write time divided by this
+FLOOR = 0.005  # ...but may always wait this long: a commit costs ~0.5 ms, a 304's own write far less
 
 
 class GroupCommit:
@@ -65,7 +68,7 @@ class GroupCommit:
             return
         if self._timer is not None:
             self._timer.cancel()
-        wait = min(self.linger, self._last_cost / SHARE)
+        wait = min(self.linger, max(self._last_cost / SHARE, FLOOR))
         if full or loop.time() - self._last_flush > wait:
             # after the callbacks already ready: the feeds finishing in this loop turn join the batch
             self._timer = loop.call_soon(self._flush, loop)
