@@ -232,6 +232,13 @@ def targets(result: dict[str, Any]) -> list[str]:
         out.append(f"- warm ÷ rss2email warm: {verdict(w['warm']['wall'] / r2e['warm']['wall'], 0.5)}")
         out.append(f"- 10 % ÷ rss2email 10 %: {verdict(w['mutated']['wall'] / r2e['mutated']['wall'], 0.3)}")
     out.append(f"- peak RSS MB: {verdict(max(w[c]['rss_mb'] for c in CYCLES), 150)}")
+    # "proportional to the changed feeds, not to N": what the changed feeds add to an unchanged cycle, per
+    # changed feed, compared across sizes by the reader (the same figure at N = 500 and 2,000)
+    changed = round(result["feeds"] * result["changed_percent"] / 100)
+    if changed:
+        extra = w["mutated"]["wall"] - w["warm"]["wall"]
+        out.append(f"- 10 % cycle minus warm cycle, per changed feed: {1000 * extra / changed:.1f} ms "
+                   f"({changed} changed feeds)")  # fmt: skip
     return out
 
 

@@ -72,9 +72,7 @@ def _store_feed(
         if finder:
             finder.stored(n, item_id, story)
         else:
-            neardup.add(
-                store.conn, item_id=item_id, story_id=story, fp=n.fp, seen_at=NOW, keys=n.keys, fresh=True
-            )
+            neardup.add(store.conn, item_id=item_id, story_id=story, fp=n.fp, seen_at=NOW, keys=n.keys)
     if finder:
         finder.finish(NOW)
 

@@ -11,9 +11,9 @@ its own feed exactly as if it had queried the store after each insert:
 * same canonical URL: the snapshot's item has a lower id than anything this feed adds, so it wins, else the
   first of this feed's own items with that URL; once the feed updates a stored item (its canonical URL may
   change), the finder asks the store per item instead;
-* near-duplicates: band members from the snapshot plus the overlay, ranked as ``neardup.candidates`` ranks
-  them (most shared band slots, then newest); the overlay's fingerprints are indexed with one write at the
-  end.
+* near-duplicates: band members from the snapshot plus the overlay, ranked by ``neardup.most_shared`` as
+  the per-item ``neardup.candidates`` ranks them; the overlay's fingerprints are indexed with one write at
+  the end.
 """
 
 from __future__ import annotations
@@ -27,8 +27,6 @@ from watcher.dedup import Reason
 from watcher.fingerprint import Fingerprint, NearDupSettings
 from watcher.models import Item
 from watcher.store import Store, neardup
-
-CANDIDATES = 50  # as neardup.candidates' limit: the weakest candidates beyond it are never compared
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,5 +112,5 @@ class StoryFinder:
         for key in neardup.slots(keys):
             shared.update(self._members.get(key, ()))
             shared.update(self._own_bands.get(key, ()))
-        top = sorted(shared.items(), key=lambda kv: (-kv[1], -kv[0]))[:CANDIDATES]
-        return [(item_id, *self._fps[item_id]) for item_id, _ in top if item_id in self._fps]
+        top = neardup.most_shared(shared)
+        return [(item_id, *self._fps[item_id]) for item_id in top if item_id in self._fps]

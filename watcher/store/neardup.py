@@ -22,7 +22,8 @@ these statements join it (or autocommit one by one on a connection outside a tra
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
 from watcher.fingerprint import Fingerprint, NearDupSettings, band_keys, is_near_duplicate
@@ -41,6 +42,9 @@ CREATE TABLE IF NOT EXISTS neardup_bands (
     PRIMARY KEY (band, item_id)
 ) WITHOUT ROWID;
 """
+
+
+CANDIDATES = 50  # stored items compared with a new one at most: the weakest candidates beyond are dropped
 
 
 def slot(key: int) -> int:
@@ -105,27 +109,19 @@ def add(
     fp: Fingerprint,
     seen_at: datetime,
     keys: Sequence[int] | None = None,
-    fresh: bool = False,
 ) -> None:
     """Index an item; adding an item id again replaces its fingerprint (an edited article). ``keys``: the
-    fingerprint's band_keys when already computed (by a worker process: 21 digests off the writer's CPU).
-    ``fresh``: the item was inserted in this transaction, so it has no old fingerprint to look up."""
-    old = (
-        None
-        if fresh
-        else conn.execute("SELECT fp FROM neardup_items WHERE item_id = ?", (item_id,)).fetchone()
-    )
+    fingerprint's band_keys when already computed (by a worker process: 21 digests off the writer's CPU)."""
+    old = conn.execute("SELECT fp FROM neardup_items WHERE item_id = ?", (item_id,)).fetchone()
     if old is not None:
         _delete_bands(conn, item_id, bytes(old[0]))
-    seen = _epoch(seen_at)
-    conn.execute(
-        "INSERT OR REPLACE INTO neardup_items (item_id, story_id, seen_at, fp) VALUES (?, ?, ?, ?)",
-        (item_id, story_id, seen, fp.to_bytes()),
-    )
-    conn.executemany(
-        "INSERT OR REPLACE INTO neardup_bands (band, item_id) VALUES (?, ?)",
-        [(s, item_id) for s in slots(band_keys(fp) if keys is None else keys)],
-    )
+    add_many(conn, [(item_id, story_id, fp, band_keys(fp) if keys is None else keys)], seen_at=seen_at)
+
+
+def most_shared(shared: Mapping[int, int], limit: int = CANDIDATES) -> list[int]:
+    """The ``limit`` item ids sharing the most band slots (the likeliest copies), the newest first among
+    equals: the one ranking both the per-item look-up and a feed's bulk look-up (watcher/stories.py) use."""
+    return [item_id for item_id, _ in sorted(shared.items(), key=lambda kv: (-kv[1], -kv[0]))[:limit]]
 
 
 def candidates(
@@ -133,35 +129,18 @@ def candidates(
     fp: Fingerprint,
     *,
     since: datetime,
-    limit: int = 50,
+    limit: int = CANDIDATES,
     keys: Sequence[int] | None = None,
 ) -> list[tuple[int, int, Fingerprint]]:
-    """Stored items seen at or after ``since`` sharing a band key with ``fp``: (item_id, story_id, fp).
-
-    Most shared bands first (the likeliest copies), then the newest, so ``limit`` drops the weakest.
-    """
-    wanted = slots(band_keys(fp) if keys is None else keys)
-    if not wanted or limit <= 0:
+    """Stored items seen at or after ``since`` sharing a band key with ``fp``: (item_id, story_id, fp),
+    ranked by ``most_shared``, so ``limit`` drops the weakest. Unreadable fingerprints (another format)
+    are skipped after the ranking; they age out with prune()."""
+    if limit <= 0:
         return []
-    marks = ",".join("?" * len(wanted))
-    rows = conn.execute(
-        f"""
-        SELECT b.item_id, n.story_id, n.fp, count(*) AS shared
-        FROM neardup_bands AS b JOIN neardup_items AS n ON n.item_id = b.item_id
-        WHERE b.band IN ({marks}) AND n.seen_at >= ?
-        GROUP BY b.item_id
-        ORDER BY shared DESC, b.item_id DESC
-        LIMIT ?
-        """,
-        (*wanted, _epoch(since), limit),
-    ).fetchall()
-    found = []
-    for item_id, story_id, blob, _ in rows:
-        try:
-            found.append((int(item_id), int(story_id), Fingerprint.from_bytes(bytes(blob))))
-        except ValueError:
-            continue  # written by another fingerprint format: it ages out with prune()
-    return found
+    members = band_members(conn, band_keys(fp) if keys is None else keys, since=since)
+    top = most_shared(Counter(i for ids in members.values() for i in ids), limit)
+    found = fingerprints(conn, top)
+    return [(item_id, *found[item_id]) for item_id in top if item_id in found]
 
 
 def band_members(conn: sqlite3.Connection, keys: Sequence[int], *, since: datetime) -> dict[int, list[int]]:
@@ -200,11 +179,12 @@ def fingerprints(conn: sqlite3.Connection, item_ids: Sequence[int]) -> dict[int,
 
 def add_many(conn: sqlite3.Connection, entries: Sequence[tuple[int, int, Fingerprint, Sequence[int]]], *,
              seen_at: datetime) -> None:  # fmt: skip
-    """Index items inserted in this transaction, (item_id, story_id, fp, band keys) each: two statements
-    for a whole feed, band rows in key order so the B-tree inserts walk neighbouring pages."""
+    """Index items, (item_id, story_id, fp, band keys) each: two statements for a whole feed, band rows in
+    key order so the B-tree inserts walk neighbouring pages. An item indexed before keeps its old band rows:
+    ``add`` removes them first."""
     seen = _epoch(seen_at)
     conn.executemany(
-        "INSERT INTO neardup_items (item_id, story_id, seen_at, fp) VALUES (?, ?, ?, ?)",
+        "INSERT OR REPLACE INTO neardup_items (item_id, story_id, seen_at, fp) VALUES (?, ?, ?, ?)",
         [(item_id, story_id, seen, fp.to_bytes()) for item_id, story_id, fp, _ in entries],
     )
     conn.executemany(
